@@ -1,0 +1,44 @@
+"""System checks for settings that would break djust or make it unsafe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from djust import conf
+from djust.transport.protocol import HEADER_SIZE
+
+
+@checks.register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Warn about settings that break uploads or remove a protection."""
+    messages: list[checks.CheckMessage] = []
+    unknown = set(getattr(settings, "DJUST", {})) - set(conf.DEFAULTS)
+    if unknown:
+        messages.append(
+            checks.Warning(
+                f"DJUST has unknown keys: {', '.join(sorted(unknown))}",
+                hint=f"Known keys: {', '.join(sorted(conf.DEFAULTS))}.",
+                id="djust.W001",
+            )
+        )
+    if conf.get("MAX_FRAME_SIZE") < 65536 + HEADER_SIZE:
+        messages.append(
+            checks.Error(
+                "DJUST['MAX_FRAME_SIZE'] is smaller than a default upload chunk plus its header "
+                f"({65536 + HEADER_SIZE} bytes): every default upload would be rejected.",
+                id="djust.E001",
+            )
+        )
+    if not conf.get("MAX_FRAMES_PER_SECOND"):
+        messages.append(
+            checks.Warning(
+                "DJUST['MAX_FRAMES_PER_SECOND'] is 0: a client can flood the server with frames.",
+                id="djust.W002",
+            )
+        )
+    if "channels" not in settings.INSTALLED_APPS:
+        messages.append(checks.Error("djust needs 'channels' in INSTALLED_APPS.", id="djust.E002"))
+    return messages

@@ -1,0 +1,710 @@
+/* djust client: socket, events, morph, uploads.
+ * One file, no dependencies, no build step. The wire protocol is docs/protocol.md. */
+(function () {
+  "use strict";
+
+  const script = document.currentScript;
+  const WS_PATH = (script && script.getAttribute("data-djust-ws")) || "/djust/ws/";
+  const HEADER_SIZE = 13; // binary chunk frame: type u8, ref u32, offset u64
+  const FRAME_CHUNK = 0x01;
+  const FATAL_CODES = new Set(["bad_token", "expired_token"]);
+
+  function emit(name, detail) {
+    window.dispatchEvent(new CustomEvent(name, { detail: detail }));
+  }
+
+  /* ---------------------------------------------------------------- socket */
+
+  class Live {
+    constructor(root) {
+      this.root = root;
+      this.token = root.getAttribute("dj-view");
+      this.nextId = 1;
+      this.replies = new Map();
+      this.queue = [];
+      this.attempt = 0;
+      this.mounted = false;
+      this.stopped = false;
+      this.uploads = new Uploads(this);
+      this.connect();
+    }
+
+    connect() {
+      const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      const ws = new WebSocket(scheme + location.host + WS_PATH);
+      ws.binaryType = "arraybuffer";
+      ws.onopen = () => ws.send(JSON.stringify({ t: "mount", token: this.token }));
+      ws.onmessage = (e) => this.receive(JSON.parse(e.data));
+      ws.onclose = () => this.closed(ws);
+      this.ws = ws;
+    }
+
+    closed(ws) {
+      if (ws !== this.ws) return;
+      const was = this.mounted;
+      this.mounted = false;
+      this.uploads.disconnected();
+      this.replies.forEach((resolve) => resolve(null));
+      this.replies.clear();
+      if (was) emit("djust:disconnected", {});
+      if (this.stopped) return;
+      // Exponential backoff with jitter, so a restarted server is not hit by every tab at once.
+      const delay = Math.min(5000, 100 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
+      setTimeout(() => this.connect(), delay);
+    }
+
+    send(message) {
+      if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+        this.ws.send(JSON.stringify(message));
+        return true;
+      }
+      return false;
+    }
+
+    sendBinary(data) {
+      this.ws.send(data);
+    }
+
+    pushEvent(name, params) {
+      const message = { t: "event", id: this.nextId++, name: name, params: params };
+      return new Promise((resolve) => {
+        this.replies.set(message.id, resolve);
+        if (this.mounted) this.send(message);
+        else this.queue.push(message);
+      });
+    }
+
+    receive(m) {
+      switch (m.t) {
+        case "mounted":
+          this.mounted = true;
+          this.attempt = 0;
+          this.uploads.configure(m.uploads);
+          morph(this.root, m.html);
+          this.uploads.bind();
+          this.queue.splice(0).forEach((q) => this.send(q));
+          emit("djust:connected", { version: m.v });
+          break;
+        case "render":
+          this.update(m);
+          break;
+        case "reply": {
+          this.update(m);
+          const resolve = this.replies.get(m.id);
+          this.replies.delete(m.id);
+          if (resolve) resolve(m);
+          break;
+        }
+        case "error": {
+          emit("djust:error", { code: m.code, message: m.message, id: m.id });
+          const resolve = this.replies.get(m.id);
+          this.replies.delete(m.id);
+          if (resolve) resolve(m);
+          if (FATAL_CODES.has(m.code)) {
+            this.stopped = true;
+            this.ws.close();
+          }
+          break;
+        }
+        case "pong":
+          break;
+        default:
+          if (m.t && m.t.startsWith("upload_")) this.uploads.receive(m);
+      }
+    }
+
+    update(m) {
+      if (m.uploads) this.uploads.configure(m.uploads);
+      if (m.html !== undefined) {
+        morph(this.root, m.html);
+        this.uploads.bind();
+      }
+    }
+  }
+
+  /* ---------------------------------------------------------------- events */
+
+  function liveFor(el) {
+    const root = el.closest("[dj-view]");
+    return root && root.__djust;
+  }
+
+  function confirmed(el) {
+    const text = el.getAttribute("dj-confirm");
+    return text === null || window.confirm(text);
+  }
+
+  function valuesOf(el) {
+    const params = {};
+    for (const attr of el.attributes) {
+      if (attr.name.startsWith("dj-value-")) params[attr.name.slice(9)] = attr.value;
+    }
+    return params;
+  }
+
+  function formValues(form) {
+    const params = {};
+    for (const [name, value] of new FormData(form)) {
+      if (typeof value !== "string") continue; // files travel as uploads, not as parameters
+      if (name in params) params[name] = [].concat(params[name], value);
+      else params[name] = value;
+    }
+    return params;
+  }
+
+  function fieldParams(el) {
+    if (el.tagName === "FORM") return Object.assign(formValues(el), valuesOf(el));
+    const params = valuesOf(el);
+    if (el.type === "checkbox" || el.type === "radio") params.value = el.checked ? el.value : "";
+    else if (el.type !== "file") params.value = el.value;
+    if (el.name && el.type !== "file") params[el.name] = params.value;
+    return params;
+  }
+
+  document.addEventListener("click", (e) => {
+    const el = e.target.closest && e.target.closest("[dj-click]");
+    const live = el && liveFor(el);
+    if (!live) return;
+    e.preventDefault();
+    if (confirmed(el)) live.pushEvent(el.getAttribute("dj-click"), valuesOf(el));
+  });
+
+  document.addEventListener("submit", (e) => {
+    const form = e.target.closest && e.target.closest("form[dj-submit]");
+    const live = form && liveFor(form);
+    if (!live) return;
+    e.preventDefault();
+    if (!confirmed(form)) return;
+    const params = Object.assign(formValues(form), valuesOf(form));
+    // Files chosen with auto_upload off travel first; the event follows once they are in.
+    live.uploads.flush(form).then(() => live.pushEvent(form.getAttribute("dj-submit"), params));
+  });
+
+  document.addEventListener("change", (e) => {
+    const target = e.target;
+    const upload = target.closest && target.closest("input[dj-upload]");
+    if (upload && liveFor(upload)) {
+      liveFor(upload).uploads.select(upload.getAttribute("dj-upload"), upload.files, upload);
+    }
+    const el = target.closest && target.closest("[dj-change]");
+    const live = el && liveFor(el);
+    if (live) live.pushEvent(el.getAttribute("dj-change"), fieldParams(el));
+  });
+
+  const debounceTimers = new WeakMap();
+  document.addEventListener("input", (e) => {
+    const el = e.target.closest && e.target.closest("[dj-input]");
+    const live = el && liveFor(el);
+    if (!live) return;
+    clearTimeout(debounceTimers.get(el));
+    const wait = parseInt(el.getAttribute("dj-debounce") || "250", 10);
+    debounceTimers.set(
+      el,
+      setTimeout(() => live.pushEvent(el.getAttribute("dj-input"), fieldParams(el)), wait),
+    );
+  });
+
+  /* ----------------------------------------------------------------- morph */
+
+  // Containers whose children the client owns (previews, progress): the server never fills them.
+  const CLIENT_OWNED = ["dj-upload-preview", "dj-upload-progress"];
+  const KEY_ATTRS = ["id", "dj-key", "dj-upload", "dj-upload-drop"].concat(CLIENT_OWNED);
+
+  function keyOf(node) {
+    if (node.nodeType !== 1) return null;
+    for (const name of KEY_ATTRS) {
+      if (node.hasAttribute(name)) return name + "=" + node.getAttribute(name);
+    }
+    return null;
+  }
+
+  function similar(a, b) {
+    if (a.nodeType !== b.nodeType) return false;
+    if (a.nodeType !== 1) return true;
+    if (a.tagName !== b.tagName || keyOf(a) !== keyOf(b)) return false;
+    return a.tagName !== "INPUT" || a.type === (b.getAttribute("type") || "text").toLowerCase();
+  }
+
+  function morph(root, html) {
+    const template = document.createElement("template");
+    template.innerHTML = html;
+    morphChildren(root, template.content);
+  }
+
+  function morphChildren(from, to) {
+    let current = from.firstChild;
+    for (const incoming of Array.from(to.childNodes)) {
+      const key = keyOf(incoming);
+      let match = null;
+      if (key) {
+        for (let n = current; n; n = n.nextSibling) {
+          if (keyOf(n) === key && similar(n, incoming)) {
+            match = n;
+            break;
+          }
+        }
+      } else if (current && !keyOf(current) && similar(current, incoming)) {
+        match = current;
+      }
+      if (!match) {
+        from.insertBefore(incoming, current);
+        continue;
+      }
+      if (match === current) current = current.nextSibling;
+      else from.insertBefore(match, current);
+      morphNode(match, incoming);
+    }
+    while (current) {
+      const next = current.nextSibling;
+      from.removeChild(current);
+      current = next;
+    }
+  }
+
+  function isField(el) {
+    return el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT";
+  }
+
+  function morphNode(old, incoming) {
+    if (old.nodeType !== 1) {
+      if (old.nodeValue !== incoming.nodeValue) old.nodeValue = incoming.nodeValue;
+      return;
+    }
+    if (old.hasAttribute("dj-ignore")) return;
+    morphAttributes(old, incoming);
+    if (old.tagName === "TEXTAREA") {
+      // The server's text is the default; what the user typed stays unless the server changed it.
+      if (old.defaultValue !== incoming.textContent) {
+        old.defaultValue = incoming.textContent;
+        if (old !== document.activeElement) old.value = incoming.textContent;
+      }
+      return;
+    }
+    if (CLIENT_OWNED.some((name) => old.hasAttribute(name))) return;
+    morphChildren(old, incoming);
+  }
+
+  function morphAttributes(old, incoming) {
+    const focused = old === document.activeElement;
+    const owned = old.__djustAttrs || new Set();
+    for (const attr of Array.from(incoming.attributes)) {
+      if (old.getAttribute(attr.name) === attr.value) continue;
+      old.setAttribute(attr.name, attr.value);
+      // A changed value attribute means the server changed the value: apply it unless typing.
+      if (isField(old) && old.type !== "file" && !focused) {
+        if (attr.name === "value") old.value = attr.value;
+        if (attr.name === "checked") old.checked = true;
+      }
+    }
+    for (const attr of Array.from(old.attributes)) {
+      if (incoming.hasAttribute(attr.name) || owned.has(attr.name)) continue;
+      old.removeAttribute(attr.name);
+      if (isField(old) && old.type !== "file" && !focused) {
+        if (attr.name === "value") old.value = "";
+        if (attr.name === "checked") old.checked = false;
+      }
+    }
+    if (old.__djustClasses) old.__djustClasses.forEach((c) => old.classList.add(c));
+  }
+
+  /* --------------------------------------------------------------- uploads */
+
+  const MAX_STREAMING = 3; // per connection; the server's limit (MAX_CONCURRENT_UPLOADS) is 4
+
+  function extensionOf(name) {
+    const lower = name.toLowerCase();
+    return lower;
+  }
+
+  function accepts(accept, file) {
+    if (!accept) return true;
+    const name = extensionOf(file.name);
+    const type = (file.type || "").toLowerCase().split(";")[0].trim();
+    return accept.split(",").some((raw) => {
+      const token = raw.trim().toLowerCase();
+      if (!token) return false;
+      if (token.startsWith(".")) return name.endsWith(token);
+      if (token === "*/*") return true;
+      if (token.endsWith("/*")) return type.startsWith(token.slice(0, -1));
+      return type === token;
+    });
+  }
+
+  function formatSize(bytes) {
+    if (bytes < 1024) return bytes + " B";
+    if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(1) + " KB";
+    return (bytes / 1024 / 1024).toFixed(1) + " MB";
+  }
+
+  class Uploads {
+    constructor(live) {
+      this.live = live;
+      this.configs = {};
+      this.entries = new Map(); // ref -> entry
+      this.nextRef = 0;
+      this.waiters = [];
+    }
+
+    configure(configs) {
+      if (configs) this.configs = configs;
+    }
+
+    // Set accept/multiple from the slot config on inputs that do not set them themselves.
+    bind() {
+      for (const input of this.live.root.querySelectorAll("input[dj-upload]")) {
+        const config = this.configs[input.getAttribute("dj-upload")];
+        if (!config) continue;
+        input.__djustAttrs = input.__djustAttrs || new Set();
+        if (config.accept && !input.hasAttribute("accept")) {
+          input.setAttribute("accept", config.accept);
+          input.__djustAttrs.add("accept");
+        }
+        if (config.max_entries > 1 && !input.hasAttribute("multiple")) {
+          input.setAttribute("multiple", "");
+          input.__djustAttrs.add("multiple");
+        }
+      }
+      for (const zone of this.live.root.querySelectorAll("[dj-upload-drop]")) {
+        if (!zone.__djustDrop) this.bindDrop(zone);
+      }
+    }
+
+    bindDrop(zone) {
+      zone.__djustDrop = true;
+      zone.__djustClasses = zone.__djustClasses || new Set();
+      const on = (e) => {
+        e.preventDefault();
+        zone.classList.add("upload-dragover");
+        zone.__djustClasses.add("upload-dragover");
+      };
+      const off = () => {
+        zone.classList.remove("upload-dragover");
+        zone.__djustClasses.delete("upload-dragover");
+      };
+      zone.addEventListener("dragenter", on);
+      zone.addEventListener("dragover", on);
+      zone.addEventListener("dragleave", (e) => {
+        if (!zone.contains(e.relatedTarget)) off();
+      });
+      zone.addEventListener("drop", (e) => {
+        e.preventDefault();
+        off();
+        if (e.dataTransfer && e.dataTransfer.files.length) {
+          this.select(zone.getAttribute("dj-upload-drop"), e.dataTransfer.files, null);
+        }
+      });
+    }
+
+    slotEntries(name) {
+      return Array.from(this.entries.values()).filter((e) => e.uploadName === name);
+    }
+
+    fail(entry, code, message) {
+      emit("djust:upload:error", {
+        file: entry.name,
+        error: message,
+        ref: entry.ref,
+        code: code,
+        uploadName: entry.uploadName,
+      });
+    }
+
+    // Files chosen or dropped: check them here before a byte moves, then preview and queue them.
+    select(name, fileList, input) {
+      const config = this.configs[name];
+      const files = Array.from(fileList || []);
+      if (!config) {
+        files.forEach((f) =>
+          this.fail({ name: f.name, ref: null, uploadName: name }, "unknown_slot", "no upload slot " + name),
+        );
+        return;
+      }
+      // A single-file slot replaces its file when the user picks again.
+      if (config.max_entries === 1 && files.length) {
+        this.slotEntries(name).forEach((e) => this.cancel(e.ref));
+      }
+      let room = config.max_entries - this.slotEntries(name).length;
+      for (const file of files) {
+        const probe = { name: file.name, ref: null, uploadName: name };
+        if (room <= 0) {
+          this.fail(probe, "too_many_files", "too many files (at most " + config.max_entries + ")");
+          continue;
+        }
+        if (file.size > config.max_file_size) {
+          this.fail(probe, "too_large", file.name + " is larger than " + formatSize(config.max_file_size));
+          continue;
+        }
+        if (!accepts(config.accept, file)) {
+          this.fail(probe, "not_accepted", file.name + " is not an accepted file type (" + config.accept + ")");
+          continue;
+        }
+        room -= 1;
+        const entry = {
+          ref: String(this.nextRef++),
+          uploadName: name,
+          file: file,
+          name: file.name,
+          size: file.size,
+          chunkSize: config.chunk_size,
+          status: "pending",
+          sent: 0,
+          acked: 0,
+          progress: 0,
+          reported: -1,
+          reportedAt: 0,
+        };
+        this.entries.set(entry.ref, entry);
+        this.preview(entry);
+        this.progressItem(entry);
+        this.report(entry, true);
+        if (config.auto_upload) this.start(entry);
+      }
+      // Clear the input so choosing the same file again fires "change".
+      if (input) input.value = "";
+      this.schedule();
+    }
+
+    start(entry) {
+      if (entry.status === "pending") entry.status = "queued";
+    }
+
+    // Start queued entries while fewer than MAX_STREAMING are streaming.
+    schedule() {
+      if (!this.live.mounted) return;
+      let streaming = 0;
+      this.entries.forEach((e) => {
+        if (e.status === "registering" || e.status === "uploading") streaming += 1;
+      });
+      for (const entry of this.entries.values()) {
+        if (streaming >= MAX_STREAMING) break;
+        if (entry.status !== "queued") continue;
+        entry.status = "registering";
+        streaming += 1;
+        this.live.send({
+          t: "upload_register",
+          id: this.live.nextId++,
+          name: entry.uploadName,
+          ref: entry.ref,
+          client_name: entry.name,
+          client_type: entry.file.type || "",
+          client_size: entry.size,
+        });
+      }
+    }
+
+    receive(m) {
+      const entry = this.entries.get(m.ref);
+      if (!entry) return;
+      switch (m.t) {
+        case "upload_registered":
+          entry.status = "uploading";
+          entry.window = m.window;
+          this.report(entry, true);
+          this.pump(entry);
+          break;
+        case "upload_ack":
+          entry.acked = m.offset;
+          this.setProgress(entry, entry.size ? Math.floor((m.offset * 100) / entry.size) : 100);
+          this.pump(entry);
+          break;
+        case "upload_complete":
+          entry.status = "complete";
+          entry.acked = entry.size;
+          this.setProgress(entry, 100);
+          this.report(entry, true);
+          this.settled();
+          this.schedule();
+          break;
+        case "upload_error":
+          entry.status = "error";
+          entry.error = m.message;
+          this.report(entry, true);
+          this.fail(entry, m.code, m.message);
+          this.settled();
+          this.schedule();
+          break;
+        case "upload_cancelled":
+        case "upload_consumed":
+          this.remove(entry);
+          break;
+      }
+    }
+
+    // Send chunks while the bytes in flight stay within the server's window.
+    pump(entry) {
+      while (entry.status === "uploading" && entry.sent < entry.size && entry.sent - entry.acked < entry.window) {
+        const end = Math.min(entry.sent + entry.chunkSize, entry.size);
+        const header = new ArrayBuffer(HEADER_SIZE);
+        const view = new DataView(header);
+        view.setUint8(0, FRAME_CHUNK);
+        view.setUint32(1, Number(entry.ref));
+        view.setBigUint64(5, BigInt(entry.sent));
+        // A Blob of header + file slice: the browser reads the file itself, never all at once.
+        this.live.sendBinary(new Blob([header, entry.file.slice(entry.sent, end)]));
+        entry.sent = end;
+      }
+    }
+
+    setProgress(entry, progress) {
+      entry.progress = Math.min(100, progress);
+      this.report(entry, false);
+    }
+
+    // djust:upload:progress on every whole percent, at least every 100 ms, and on status changes.
+    report(entry, force) {
+      const now = Date.now();
+      if (!force && entry.progress === entry.reported && now - entry.reportedAt < 100) return;
+      entry.reported = entry.progress;
+      entry.reportedAt = now;
+      this.renderProgress(entry);
+      emit("djust:upload:progress", {
+        ref: entry.ref,
+        progress: entry.progress,
+        status: entry.status,
+        uploadName: entry.uploadName,
+        file: entry.name,
+      });
+    }
+
+    containers(attr, name) {
+      return this.live.root.querySelectorAll("[" + attr + '="' + CSS.escape(name) + '"]');
+    }
+
+    preview(entry) {
+      for (const container of this.containers("dj-upload-preview", entry.uploadName)) {
+        const item = document.createElement("div");
+        item.className = "upload-preview-item";
+        item.setAttribute("data-ref", entry.ref);
+        if (entry.file.type.startsWith("image/")) {
+          entry.url = entry.url || URL.createObjectURL(entry.file);
+          const img = document.createElement("img");
+          img.src = entry.url;
+          img.alt = entry.name;
+          item.appendChild(img);
+        }
+        const label = document.createElement("span");
+        label.className = "upload-preview-name";
+        label.textContent = entry.name + " (" + formatSize(entry.size) + ")";
+        item.appendChild(label);
+        container.appendChild(item);
+      }
+    }
+
+    progressItem(entry) {
+      for (const container of this.containers("dj-upload-progress", entry.uploadName)) {
+        const item = document.createElement("div");
+        item.className = "upload-progress-item";
+        item.setAttribute("data-ref", entry.ref);
+        const label = document.createElement("span");
+        label.className = "upload-progress-name";
+        label.textContent = entry.name;
+        const track = document.createElement("div");
+        track.className = "upload-progress-track";
+        const bar = document.createElement("div");
+        bar.className = "upload-progress-bar";
+        bar.setAttribute("role", "progressbar");
+        bar.setAttribute("aria-valuemin", "0");
+        bar.setAttribute("aria-valuemax", "100");
+        bar.setAttribute("aria-label", entry.name);
+        track.appendChild(bar);
+        const cancel = document.createElement("button");
+        cancel.type = "button";
+        cancel.className = "upload-cancel";
+        cancel.textContent = "\u00d7";
+        cancel.setAttribute("aria-label", "Cancel " + entry.name);
+        cancel.addEventListener("click", (e) => {
+          e.preventDefault();
+          e.stopPropagation();
+          this.cancel(entry.ref);
+        });
+        item.append(label, track, cancel);
+        container.appendChild(item);
+      }
+    }
+
+    renderProgress(entry) {
+      for (const item of this.live.root.querySelectorAll('.upload-progress-item[data-ref="' + entry.ref + '"]')) {
+        const bar = item.querySelector(".upload-progress-bar");
+        bar.style.width = entry.progress + "%";
+        bar.setAttribute("aria-valuenow", String(entry.progress));
+        item.classList.toggle("upload-complete", entry.status === "complete");
+        item.classList.toggle("upload-error", entry.status === "error");
+        item.classList.toggle("upload-active", entry.status === "uploading");
+        item.setAttribute("data-status", entry.status);
+        if (entry.error) item.setAttribute("title", entry.error);
+      }
+    }
+
+    cancel(ref) {
+      const entry = this.entries.get(ref);
+      if (!entry) return;
+      if (entry.status !== "pending" && entry.status !== "queued") {
+        this.live.send({ t: "upload_cancel", ref: ref });
+      }
+      entry.status = "cancelled";
+      this.report(entry, true);
+      this.remove(entry);
+    }
+
+    remove(entry) {
+      this.entries.delete(entry.ref);
+      for (const item of this.live.root.querySelectorAll('[data-ref="' + entry.ref + '"]')) {
+        if (item.classList.contains("upload-preview-item") || item.classList.contains("upload-progress-item")) {
+          item.remove();
+        }
+      }
+      if (entry.url) URL.revokeObjectURL(entry.url);
+      this.settled();
+      this.schedule();
+    }
+
+    // Upload the pending files of the slots inside ``form``; resolve once none is in flight.
+    flush(form) {
+      const names = new Set();
+      form.querySelectorAll("[dj-upload],[dj-upload-drop]").forEach((el) => {
+        names.add(el.getAttribute("dj-upload") || el.getAttribute("dj-upload-drop"));
+      });
+      const mine = () => Array.from(this.entries.values()).filter((e) => names.has(e.uploadName));
+      mine().forEach((e) => this.start(e));
+      this.schedule();
+      const busy = () => mine().some((e) => ["queued", "registering", "uploading"].includes(e.status));
+      if (!busy()) return Promise.resolve();
+      return new Promise((resolve) => this.waiters.push({ busy: busy, resolve: resolve }));
+    }
+
+    settled() {
+      this.waiters = this.waiters.filter((w) => {
+        if (w.busy()) return true;
+        w.resolve();
+        return false;
+      });
+    }
+
+    disconnected() {
+      this.entries.forEach((entry) => {
+        if (entry.status === "registering" || entry.status === "uploading") {
+          entry.status = "error";
+          entry.error = "connection lost";
+          this.report(entry, true);
+          this.fail(entry, "disconnected", "the connection was lost during the upload");
+        } else if (entry.status === "complete") {
+          // The server dropped the file with the connection; it is gone.
+          this.remove(entry);
+        }
+      });
+      this.settled();
+    }
+  }
+
+  /* ------------------------------------------------------------------ boot */
+
+  function boot() {
+    for (const root of document.querySelectorAll("[dj-view]")) {
+      if (!root.__djust) root.__djust = new Live(root);
+    }
+  }
+
+  window.djust = { morph: morph, boot: boot };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+  else boot();
+})();

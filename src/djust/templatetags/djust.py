@@ -1,0 +1,27 @@
+"""``{% load djust %}``: ``{% djust_scripts %}`` includes the client."""
+
+from __future__ import annotations
+
+from django import template
+from django.templatetags.static import static
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from djust import conf
+
+register = template.Library()
+
+
+def scripts_html() -> SafeString:
+    """The ``<script>`` tag that loads the client and tells it where the socket is."""
+    return format_html(
+        '<script src="{}" data-djust-ws="/{}" defer></script>',
+        static("djust/djust.js"),
+        conf.get("WS_PATH"),
+    )
+
+
+@register.simple_tag
+def djust_scripts() -> SafeString:
+    """Load the djust client (place once, before ``</body>``)."""
+    return scripts_html()

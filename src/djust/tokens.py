@@ -1,0 +1,66 @@
+"""Signed view tokens: the page tells the WebSocket which view to mount, and nobody can forge it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core import signing
+from django.utils.module_loading import import_string
+
+from djust import conf
+from djust.errors import BadToken, ExpiredToken
+
+SALT = "djust.view-token"
+
+
+@dataclass(frozen=True)
+class ViewToken:
+    """What a token names: the view class, the page's path, query string and URL kwargs."""
+
+    view: str
+    path: str
+    query: str
+    kwargs: dict[str, Any]
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+def dumps(view_class: type, path: str, query: str, kwargs: dict[str, Any]) -> str:
+    """Sign a token for ``view_class`` rendered at ``path``."""
+    payload = {
+        "v": f"{view_class.__module__}.{view_class.__qualname__}",
+        "p": path,
+        "q": query,
+        "k": {k: _jsonable(v) for k, v in kwargs.items()},
+    }
+    return signing.dumps(payload, salt=SALT, compress=True)
+
+
+def loads(token: str) -> ViewToken:
+    """Verify a token; ``BadToken`` if forged or tampered with, ``ExpiredToken`` if too old."""
+    try:
+        payload = signing.loads(token, salt=SALT, max_age=conf.get("TOKEN_MAX_AGE"))
+    except signing.SignatureExpired:
+        raise ExpiredToken("the view token has expired; reload the page") from None
+    except signing.BadSignature:
+        raise BadToken("the view token is invalid") from None
+    try:
+        return ViewToken(payload["v"], payload["p"], payload["q"], dict(payload["k"]))
+    except (KeyError, TypeError, ValueError):
+        raise BadToken("the view token is malformed") from None
+
+
+def view_class(token: ViewToken) -> type:
+    """The LiveView class a verified token names."""
+    from djust.views import LiveView
+
+    try:
+        cls = import_string(token.view)
+    except ImportError:
+        raise BadToken(f"no view named {token.view!r}") from None
+    if not (isinstance(cls, type) and issubclass(cls, LiveView)):
+        raise BadToken(f"{token.view!r} is not a LiveView")
+    return cls

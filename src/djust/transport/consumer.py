@@ -1,0 +1,52 @@
+"""The Channels consumer: decodes WebSocket frames and hands them to the live session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.consumer import get_handler_name
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from djust import conf
+from djust.errors import FrameTooLarge
+from djust.transport.session import LiveSession
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """One per connection; owns nothing but the session."""
+
+    session: LiveSession
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels hops to a thread before every message to close stale database connections;
+        # at upload rates that hop costs more than the work. The session's own thread does it.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
+
+    async def connect(self) -> None:
+        self.max_frame = conf.get("MAX_FRAME_SIZE")
+        self.session = LiveSession(self.scope, self._send_frame)
+        await self.accept()
+
+    async def _send_frame(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            await self.send(bytes_data=data)
+        else:
+            await self.send(text_data=data)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        size = len(bytes_data) if bytes_data is not None else len(text_data or "")
+        if size > self.max_frame:
+            await self.session.send_error(
+                FrameTooLarge(f"frame of {size} bytes exceeds the limit of {self.max_frame}")
+            )
+            return
+        if bytes_data is not None:
+            await self.session.receive_bytes(bytes_data)
+        else:
+            await self.session.receive_text(text_data or "")
+
+    async def disconnect(self, code: int) -> None:
+        await self.session.close()

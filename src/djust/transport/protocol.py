@@ -1,0 +1,100 @@
+"""The wire protocol, version 1: JSON text messages and binary chunk frames.
+
+Pure code: no Django, no Channels. ``docs/protocol.md`` is the written specification.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from djust.errors import BadFrame, BadMessage, FrameTooLarge
+
+VERSION = 1
+
+# Binary frame: type (u8), ref (u32), offset (u64), payload; big-endian.
+FRAME_CHUNK = 0x01
+_HEADER = struct.Struct(">BIQ")
+HEADER_SIZE = _HEADER.size  # 13 bytes
+MAX_REF = 2**32 - 1
+
+_REF_RE = re.compile(r"(?:0|[1-9][0-9]{0,9})")
+
+# Client message types and the fields each must carry, with their JSON types.
+_INT = (int,)
+_STR = (str,)
+CLIENT_MESSAGES: dict[str, dict[str, tuple[type, ...]]] = {
+    "mount": {"token": _STR},
+    "event": {"id": _INT, "name": _STR, "params": (dict,)},
+    "ping": {"id": _INT},
+    "upload_register": {
+        "id": _INT,
+        "name": _STR,
+        "ref": _STR,
+        "client_name": _STR,
+        "client_type": _STR,
+        "client_size": _INT,
+    },
+    "upload_cancel": {"ref": _STR},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A slice of an upload's bytes at ``offset``."""
+
+    ref: str
+    offset: int
+    data: memoryview
+
+
+def decode_text(text: str | bytes, *, max_size: int) -> dict[str, Any]:
+    """Parse and check a client text message; raise a typed error if it breaks the schema."""
+    if len(text) > max_size:
+        raise FrameTooLarge(f"text message of {len(text)} bytes exceeds {max_size}")
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadMessage(f"not valid JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise BadMessage("a message must be a JSON object")
+    kind = message.get("t")
+    fields = CLIENT_MESSAGES.get(kind) if isinstance(kind, str) else None
+    if fields is None:
+        raise BadMessage(f"unknown message type {kind!r}")
+    for field, types in fields.items():
+        value = message.get(field)
+        # bool is an int subclass in Python but never a valid id or size.
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise BadMessage(f"{kind}: field {field!r} must be {types[0].__name__}")
+    return message
+
+
+def check_ref(ref: str) -> int:
+    """The numeric value of a wire ref (a decimal u32); ``BadFrame`` if malformed."""
+    if not _REF_RE.fullmatch(ref) or int(ref) > MAX_REF:
+        raise BadMessage(f"ref {ref[:20]!r} is not a decimal number below 2**32")
+    return int(ref)
+
+
+def decode_frame(data: bytes) -> Chunk:
+    """Split a binary frame into its header fields and payload (no copy)."""
+    if len(data) < HEADER_SIZE:
+        raise BadFrame(f"binary frame of {len(data)} bytes is shorter than its header")
+    kind, ref, offset = _HEADER.unpack_from(data)
+    if kind != FRAME_CHUNK:
+        raise BadFrame(f"unknown binary frame type 0x{kind:02x}")
+    return Chunk(str(ref), offset, memoryview(data)[HEADER_SIZE:])
+
+
+def encode_chunk(ref: str | int, offset: int, payload: bytes) -> bytes:
+    """Build a chunk frame (used by clients and tests)."""
+    return _HEADER.pack(FRAME_CHUNK, int(ref), offset) + payload
+
+
+def encode(message: dict[str, Any]) -> str:
+    """Serialize a server message."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,230 @@
+"""The live session: one mounted view per WebSocket, fed decoded messages by the consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.urls import Resolver404, resolve
+
+from djust import conf, params, tokens
+from djust.decorators import is_event_handler
+from djust.errors import (
+    DjustError,
+    HandlerError,
+    MountError,
+    NotMounted,
+    ProtocolError,
+    UnknownEvent,
+    UnknownSlot,
+)
+from djust.transport import protocol
+from djust.transport.request import from_scope
+from djust.views import LiveView
+
+logger = logging.getLogger("djust")
+
+Send = Callable[[str | bytes], Awaitable[None]]
+
+
+def _in_thread(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # A long-lived thread must drop database connections that went stale between events.
+    close_old_connections()
+    return func(*args, **kwargs)
+
+
+class LiveSession:
+    """Mounts a view from its token, dispatches events, sends re-rendered HTML when it changed."""
+
+    def __init__(self, scope: dict[str, Any], send: Send) -> None:
+        self.scope = scope
+        self._send = send
+        self.view: LiveView | None = None
+        self.request: Any = None
+        self.uploads: Any = None
+        self._html: str | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._max_text = conf.get("MAX_TEXT_SIZE")
+        self.closed = False
+
+    # -- sending ---------------------------------------------------------------------
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if not self.closed:
+            await self._send(protocol.encode(message))
+
+    async def send_error(self, error: DjustError, *, id: Any = None, **extra: Any) -> None:
+        message = {"t": "error", "code": error.code, "message": error.message, **extra}
+        if isinstance(id, int):
+            message["id"] = id
+        await self.send(message)
+
+    # -- blocking work ---------------------------------------------------------------
+
+    async def run_sync(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run blocking code (user handlers, ORM, templates) on this session's own thread.
+
+        One thread per session keeps a view's calls in order and its database connection
+        in one place, and a slow handler stalls only its own connection.
+        """
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="djust-session")
+        call = functools.partial(contextvars.copy_context().run, _in_thread, func, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def call_user(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a view method: coroutines on the event loop, plain functions on the thread."""
+        if inspect.iscoroutinefunction(func):
+            return await func(*args, **kwargs)
+        return await self.run_sync(func, *args, **kwargs)
+
+    # -- incoming --------------------------------------------------------------------
+
+    async def receive_text(self, text: str) -> None:
+        message_id = None
+        try:
+            message = protocol.decode_text(text, max_size=self._max_text)
+            message_id = message.get("id")
+            await getattr(self, f"_on_{message['t']}")(message)
+        except DjustError as error:
+            await self.send_error(error, id=message_id)
+
+    async def receive_bytes(self, data: bytes) -> None:
+        try:
+            chunk = protocol.decode_frame(data)
+            if self.uploads is None:
+                raise NotMounted("binary frames need a mounted view with upload slots")
+        except DjustError as error:
+            await self.send_error(error)
+            return
+        await self.uploads.receive_chunk(chunk)
+
+    async def _on_ping(self, message: dict[str, Any]) -> None:
+        await self.send({"t": "pong", "id": message["id"]})
+
+    async def _on_mount(self, message: dict[str, Any]) -> None:
+        if self.view is not None:
+            raise ProtocolError("the view is already mounted on this connection")
+        token = tokens.loads(message["token"])
+        cls = tokens.view_class(token)
+        request = from_scope(self.scope, token.path, token.query)
+        kwargs = self._url_kwargs(cls, token)
+        view = cls()
+        view.request = request
+        try:
+            await self.call_user(view.mount, request, **kwargs)
+            html = await self.run_sync(view.render_live, request)
+        except DjustError:
+            raise
+        except Exception as exc:
+            logger.exception("mounting %s failed", token.view)
+            raise MountError(self._describe(exc, f"mounting {cls.__qualname__} failed")) from exc
+        self.view, self.request, self._html = view, request, html
+        from djust.uploads.mixin import UploadMixin
+
+        if isinstance(view, UploadMixin):
+            from djust.uploads.channel import UploadChannel
+
+            self.uploads = UploadChannel(self, view)
+        await self.send({"t": "mounted", "v": protocol.VERSION, "html": html, **self._extras()})
+
+    async def _on_event(self, message: dict[str, Any]) -> None:
+        view = self._mounted()
+        handler = self._handler(view, message["name"])
+        kwargs = params.bind(handler, message["params"])
+        try:
+            if inspect.iscoroutinefunction(handler):
+                await handler(**kwargs)
+            else:
+                await self.run_sync(handler, **kwargs)
+        except DjustError:
+            await self.rerender()
+            raise
+        except Exception as exc:
+            logger.exception("event %s of %s raised", message["name"], type(view).__qualname__)
+            await self.rerender()
+            raise HandlerError(self._describe(exc, f"{message['name']} failed")) from exc
+        finally:
+            if self.uploads is not None:
+                await self.uploads.after_event()
+        html = await self.run_sync(view.render_live, self.request)
+        reply: dict[str, Any] = {"t": "reply", "id": message["id"]}
+        if html != self._html:
+            self._html = reply["html"] = html
+            reply.update(self._extras())
+        await self.send(reply)
+
+    async def _on_upload_register(self, message: dict[str, Any]) -> None:
+        self._mounted()
+        if self.uploads is None:
+            raise UnknownSlot(f"this view has no upload slot {message['name']!r}")
+        await self.uploads.register(message)
+
+    async def _on_upload_cancel(self, message: dict[str, Any]) -> None:
+        self._mounted()
+        if self.uploads is not None:
+            await self.uploads.cancel_from_client(message["ref"])
+
+    # -- rendering -------------------------------------------------------------------
+
+    async def rerender(self) -> None:
+        """Render and send the HTML if it changed (for state changes not tied to an event)."""
+        if self.view is None or self.closed:
+            return
+        html = await self.run_sync(self.view.render_live, self.request)
+        if html != self._html:
+            self._html = html
+            await self.send({"t": "render", "html": html, **self._extras()})
+
+    def _extras(self) -> dict[str, Any]:
+        return {"uploads": self.uploads.configs()} if self.uploads is not None else {}
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _mounted(self) -> LiveView:
+        if self.view is None:
+            raise NotMounted("send a mount message first")
+        return self.view
+
+    @staticmethod
+    def _handler(view: LiveView, name: str) -> Callable[..., Any]:
+        func = getattr(type(view), name, None) if name.isidentifier() else None
+        if name.startswith("_") or not is_event_handler(func):
+            raise UnknownEvent(f"{type(view).__qualname__} has no event handler {name[:80]!r}")
+        return func.__get__(view)  # type: ignore[union-attr]
+
+    @staticmethod
+    def _url_kwargs(cls: type, token: tokens.ViewToken) -> dict[str, Any]:
+        # Resolving again restores converter types (int, UUID) that the token stored as text.
+        try:
+            match = resolve(token.path)
+        except Resolver404:
+            return token.kwargs
+        if getattr(match.func, "view_class", None) is cls:
+            return dict(match.kwargs)
+        return token.kwargs
+
+    @staticmethod
+    def _describe(exc: BaseException, summary: str) -> str:
+        if settings.DEBUG:
+            return f"{summary}: {exc!r}\n{''.join(traceback.format_exception(exc))}"
+        return summary
+
+    async def close(self) -> None:
+        """The socket is gone: drop uploads and their files, release the thread."""
+        self.closed = True
+        if self.uploads is not None:
+            await self.uploads.close()
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.get_running_loop().run_in_executor(executor, connections.close_all)
+            executor.shutdown(wait=False)

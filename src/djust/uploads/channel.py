@@ -1,0 +1,320 @@
+"""The socket side of uploads: registration, chunks, acknowledgements and cleanup.
+
+The session hands it decoded messages and frames; it validates as early as it can and drives
+the view's ``UploadManager``. Chunks are written on the event loop: a thread hop per chunk costs
+more than the write itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from djust import conf
+from djust.errors import (
+    ActiveContent,
+    BadFrame,
+    BadName,
+    BadOffset,
+    BadRef,
+    BadSize,
+    DjustError,
+    FrameTooLarge,
+    NotAccepted,
+    QuotaExceeded,
+    RateLimited,
+    SizeMismatch,
+    StalledUpload,
+    TooLarge,
+    TooManyFiles,
+    WriteFailed,
+)
+from djust.transport.protocol import Chunk, check_ref
+from djust.uploads.entry import State, UploadEntry
+from djust.uploads.names import safe_name
+from djust.uploads.sniff import ContentSniffer, is_active
+from djust.uploads.writers import TempFileWriter
+
+if TYPE_CHECKING:
+    from djust.transport.session import LiveSession
+    from djust.uploads.mixin import UploadMixin
+
+# Enough leading bytes to recognise markup that a browser would run.
+ACTIVE_HEAD = 256
+MAX_RAW_NAME = 4096
+
+
+class _Transfer:
+    """Per-entry socket state: validation of the first bytes and the acknowledgement cadence."""
+
+    __slots__ = ("acked", "head", "last_seen", "sniffer")
+
+    def __init__(self, entry: UploadEntry) -> None:
+        self.sniffer: ContentSniffer | None = ContentSniffer(entry.client_name, entry.client_type)
+        self.head: bytearray | None = bytearray()
+        self.acked = 0
+        self.last_seen = time.monotonic()
+
+
+class UploadChannel:
+    """Drives one view's uploads over one connection."""
+
+    # Bytes written to disk by this process's unfinished and unconsumed uploads.
+    process_bytes = 0
+
+    def __init__(self, session: LiveSession, view: UploadMixin) -> None:
+        self.session = session
+        self.manager = view._djust_uploads
+        self.window = conf.get("UPLOAD_WINDOW")
+        self.ack_every = max(1, self.window // 4)
+        self.max_streaming = conf.get("MAX_CONCURRENT_UPLOADS")
+        self.stall_timeout = conf.get("UPLOAD_STALL_TIMEOUT")
+        self.max_connection_bytes = conf.get("MAX_UPLOAD_BYTES_PER_CONNECTION")
+        self.max_process_bytes = conf.get("MAX_UPLOAD_BYTES_PER_PROCESS")
+        self.max_registrations = conf.get("MAX_REGISTRATIONS_PER_MINUTE")
+        self.transfers: dict[str, _Transfer] = {}
+        self.reserved = 0  # declared bytes of this connection's entries
+        self._registrations: deque[float] = deque()
+        self._gone: deque[str] = deque(maxlen=64)  # refs whose late chunks are dropped quietly
+        self._watchdog: asyncio.Task[None] | None = None
+        self.manager.on_remove = self._released
+
+    def configs(self) -> dict[str, Any]:
+        return {name: slot.config.to_client() for name, slot in self.manager.slots.items()}
+
+    # -- registration ----------------------------------------------------------------
+
+    async def register(self, message: dict[str, Any]) -> None:
+        ref, name = message["ref"], message["name"]
+        try:
+            entry = self._admit(message)
+        except DjustError as error:
+            await self._reject(ref, name, message["client_name"], error)
+            return
+        if entry.client_size == 0:
+            try:
+                self._check_head(entry, self.transfers[ref], b"", final=True)
+                entry.finish()
+            except DjustError as error:
+                await self._fail(entry, error)
+                return
+        await self.session.send({"t": "upload_registered", "ref": ref, "window": self.window})
+        if entry.complete:
+            await self._completed(entry)
+        else:
+            self._watch()
+            await self.session.rerender()
+
+    def _admit(self, message: dict[str, Any]) -> UploadEntry:
+        """Every check that needs no bytes; returns the new, open entry."""
+        ref, size, raw_name = message["ref"], message["client_size"], message["client_name"]
+        self._rate_limit()
+        check_ref(ref)
+        if ref in self.manager.entries or ref in self._gone:
+            raise BadRef(f"upload ref {ref} is already in use on this connection")
+        slot = self.manager.slot(message["name"])
+        config = slot.config
+        if size < 0:
+            raise BadSize(f"declared size {size} is negative")
+        if len(raw_name) > MAX_RAW_NAME or not raw_name.strip():
+            raise BadName("the file name is empty or longer than 4096 characters")
+        client_name, client_type = safe_name(raw_name), message["client_type"].strip()[:255]
+        if len(slot.entries) >= config.max_entries:
+            raise TooManyFiles(
+                f"{client_name}: slot {config.name!r} takes at most {config.max_entries} file(s)"
+            )
+        if size > config.max_file_size:
+            raise TooLarge(
+                f"{client_name} is {size} bytes; the limit is {config.max_file_size} bytes"
+            )
+        if not config.accept.allows(client_name, client_type) or not config.accept.allows(
+            raw_name.rstrip(". \x00"), client_type
+        ):
+            raise NotAccepted(f"{client_name} is not an accepted file type ({config.accept.html})")
+        if not config.allow_active_content and (
+            is_active(raw_name, client_type) or is_active(client_name, client_type)
+        ):
+            raise ActiveContent(f"{client_name}: SVG, HTML and scripts are not accepted here")
+        streaming = sum(1 for e in self.manager.entries.values() if not e.done)
+        if streaming >= self.max_streaming:
+            raise QuotaExceeded(f"at most {self.max_streaming} uploads at once per connection")
+        if self.reserved + size > self.max_connection_bytes:
+            raise QuotaExceeded("this connection holds too many uploaded bytes; consume some first")
+        if UploadChannel.process_bytes + size > self.max_process_bytes:
+            raise QuotaExceeded("the server holds too many uploaded bytes; try again later")
+        writer = config.writer() if config.writer else TempFileWriter()
+        entry = UploadEntry(
+            ref=ref,
+            upload_name=config.name,
+            client_name=client_name,
+            raw_name=raw_name,
+            client_type=client_type,
+            client_size=size,
+            writer=writer,
+        )
+        try:
+            writer.open()
+        except OSError as exc:
+            raise WriteFailed(f"cannot store {client_name}: {exc.strerror}") from None
+        self.manager.add(entry)
+        self.transfers[ref] = _Transfer(entry)
+        self.reserved += size
+        UploadChannel.process_bytes += size
+        return entry
+
+    def _rate_limit(self) -> None:
+        now = time.monotonic()
+        while self._registrations and now - self._registrations[0] > 60:
+            self._registrations.popleft()
+        if len(self._registrations) >= self.max_registrations:
+            raise RateLimited(f"more than {self.max_registrations} upload registrations a minute")
+        self._registrations.append(now)
+
+    # -- chunks ----------------------------------------------------------------------
+
+    async def receive_chunk(self, chunk: Chunk) -> None:
+        entry = self.manager.entries.get(chunk.ref)
+        if entry is None or entry.done:
+            if chunk.ref not in self._gone:
+                await self.session.send_error(BadRef(f"no upload {chunk.ref} in progress"))
+            return
+        transfer = self.transfers[chunk.ref]
+        data = chunk.data
+        try:
+            self._check_chunk(entry, chunk)
+            if transfer.sniffer is not None:
+                self._check_head(
+                    entry, transfer, data, final=entry.received + len(data) == entry.client_size
+                )
+            if entry.state is State.REGISTERED:
+                entry.move(State.UPLOADING)
+            try:
+                entry.write(data)
+            except OSError as exc:
+                raise WriteFailed(f"cannot store {entry.client_name}: {exc.strerror}") from None
+        except DjustError as error:
+            await self._fail(entry, error)
+            return
+        transfer.last_seen = time.monotonic()
+        if entry.received == entry.client_size:
+            entry.finish()
+            await self._completed(entry)
+        elif entry.received - transfer.acked >= self.ack_every:
+            transfer.acked = entry.received
+            await self.session.send({"t": "upload_ack", "ref": entry.ref, "offset": entry.received})
+
+    def _check_chunk(self, entry: UploadEntry, chunk: Chunk) -> None:
+        size = len(chunk.data)
+        chunk_size = self.manager.slots[entry.upload_name].config.chunk_size
+        if size == 0:
+            raise BadFrame("empty chunk")
+        if size > chunk_size:
+            raise FrameTooLarge(f"chunk of {size} bytes exceeds the slot's chunk_size {chunk_size}")
+        if chunk.offset != entry.received:
+            raise BadOffset(
+                f"chunk at offset {chunk.offset}; expected offset {entry.received} "
+                f"({'duplicate or overlap' if chunk.offset < entry.received else 'gap'})"
+            )
+        if entry.received + size > entry.client_size:
+            raise SizeMismatch(
+                f"{entry.client_name}: more bytes than the declared {entry.client_size}"
+            )
+
+    def _check_head(
+        self, entry: UploadEntry, transfer: _Transfer, data: Any, *, final: bool
+    ) -> None:
+        """Magic bytes and active markup, checked on the first bytes; then never again."""
+        sniffer, head = transfer.sniffer, transfer.head
+        assert sniffer is not None and head is not None
+        decided = sniffer.feed(bytes(data[:64])) if len(data) else False
+        if not decided and final:
+            sniffer.finish()
+            decided = True
+        if len(head) < ACTIVE_HEAD:
+            head += data[: ACTIVE_HEAD - len(head)]
+        config = self.manager.slots[entry.upload_name].config
+        head_known = len(head) >= ACTIVE_HEAD or final
+        if head_known and not config.allow_active_content and is_active("", "", bytes(head)):
+            raise ActiveContent(f"{entry.client_name} contains markup a browser would run")
+        if decided and head_known:
+            transfer.sniffer = transfer.head = None
+
+    # -- endings ---------------------------------------------------------------------
+
+    async def _completed(self, entry: UploadEntry) -> None:
+        self.transfers.pop(entry.ref, None)
+        await self.session.send({"t": "upload_ack", "ref": entry.ref, "offset": entry.received})
+        await self.session.send({"t": "upload_complete", "ref": entry.ref})
+        await self.session.rerender()
+
+    async def _reject(self, ref: str, name: str, client_name: str, error: DjustError) -> None:
+        """A registration refused before any entry existed."""
+        self.manager.record(name, None, client_name[:255], error)
+        await self._send_error(ref, name, client_name[:255], error)
+        await self.session.rerender()
+
+    async def _fail(self, entry: UploadEntry, error: DjustError) -> None:
+        self.manager.fail(entry, error)
+        await self._send_error(entry.ref, entry.upload_name, entry.client_name, error)
+        await self.session.rerender()
+
+    async def _send_error(self, ref: str, name: str, client_name: str, error: DjustError) -> None:
+        await self.session.send(
+            {
+                "t": "upload_error",
+                "ref": ref,
+                "code": error.code,
+                "message": error.message,
+                "name": name,
+                "file": client_name,
+            }
+        )
+
+    def _released(self, entry: UploadEntry) -> None:
+        """An entry left the view: release its quota and drop its late chunks quietly."""
+        self.transfers.pop(entry.ref, None)
+        self.reserved -= entry.client_size
+        UploadChannel.process_bytes -= entry.client_size
+        self._gone.append(entry.ref)
+
+    async def cancel_from_client(self, ref: str) -> None:
+        entry = self.manager.entries.get(ref)
+        if entry is None:
+            return
+        self.manager.remove(entry, State.CANCELLED)
+        await self.session.send({"t": "upload_cancelled", "ref": ref})
+        await self.session.rerender()
+
+    async def after_event(self) -> None:
+        """After a handler: finish its consume loops and tell the client what was removed."""
+        self.manager.close_consumers()
+        outbox, self.manager.outbox = self.manager.outbox, []
+        for message in outbox:
+            await self.session.send(message)
+
+    # -- stalls ----------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch_stalls())
+
+    async def _watch_stalls(self) -> None:
+        period = min(1.0, self.stall_timeout / 4)
+        while self.transfers:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for ref, transfer in list(self.transfers.items()):
+                entry = self.manager.entries.get(ref)
+                if entry is not None and now - transfer.last_seen > self.stall_timeout:
+                    await self._fail(
+                        entry,
+                        StalledUpload(f"{entry.client_name}: no bytes for {self.stall_timeout} s"),
+                    )
+
+    async def close(self) -> None:
+        """The connection is gone: every entry and its file goes with it."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self.manager.discard_all()

@@ -1,0 +1,175 @@
+"""``UploadEntry``: one file of a slot, from registration to consumption."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+from typing import IO, Any
+
+from django.core.files.uploadedfile import UploadedFile
+
+from djust.uploads.writers import UploadWriter
+
+
+class State(enum.Enum):
+    """An entry's life: registered → uploading → complete, or → failed / cancelled at any point."""
+
+    REGISTERED = "registered"
+    UPLOADING = "uploading"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    CONSUMED = "consumed"
+
+
+_NEXT: dict[State, set[State]] = {
+    State.REGISTERED: {State.UPLOADING, State.COMPLETE, State.FAILED, State.CANCELLED},
+    State.UPLOADING: {State.COMPLETE, State.FAILED, State.CANCELLED},
+    State.COMPLETE: {State.CONSUMED, State.CANCELLED},
+    State.FAILED: set(),
+    State.CANCELLED: set(),
+    State.CONSUMED: set(),
+}
+
+
+class InvalidTransition(RuntimeError):
+    """An entry was asked to move to a state it cannot reach from where it is."""
+
+
+class EntryFile(UploadedFile):
+    """The finished upload as a Django ``UploadedFile`` backed by its temp file.
+
+    ``FileSystemStorage.save`` moves it into place with ``temporary_file_path()`` instead of
+    copying it.
+    """
+
+    def __init__(self, file: IO[bytes], name: str, content_type: str, size: int, path: str):
+        super().__init__(file, name, content_type, size, None)
+        self._path = path
+
+    def temporary_file_path(self) -> str:
+        return self._path
+
+
+class UploadEntry:
+    """A file in an upload slot. Attributes follow the spec; ``data`` and ``file`` read it back."""
+
+    def __init__(
+        self,
+        *,
+        ref: str,
+        upload_name: str,
+        client_name: str,
+        raw_name: str,
+        client_type: str,
+        client_size: int,
+        writer: UploadWriter,
+    ) -> None:
+        self.ref = ref
+        self.upload_name = upload_name
+        self.client_name = client_name
+        self.raw_name = raw_name
+        self.client_type = client_type
+        self.client_size = client_size
+        self.writer = writer
+        self.state = State.REGISTERED
+        self.received = 0
+        self.error: str | None = None
+        self.error_code: str | None = None
+        self._hash = hashlib.sha256()
+        self._sha256: str | None = None
+        self._file: EntryFile | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<UploadEntry {self.upload_name}:{self.ref} {self.client_name!r} {self.state.value}>"
+        )
+
+    # -- state -----------------------------------------------------------------------
+
+    def move(self, state: State) -> None:
+        if state not in _NEXT[self.state]:
+            raise InvalidTransition(f"{self!r} cannot become {state.value}")
+        self.state = state
+
+    @property
+    def complete(self) -> bool:
+        """True once every byte arrived and passed validation."""
+        return self.state is State.COMPLETE
+
+    @property
+    def done(self) -> bool:
+        """True once the entry will receive no more bytes, for any reason."""
+        return self.state not in (State.REGISTERED, State.UPLOADING)
+
+    @property
+    def progress(self) -> int:
+        """Percent of the declared size received, 0 to 100."""
+        if self.client_size == 0:
+            return 100 if self.complete else 0
+        return self.received * 100 // self.client_size
+
+    # -- bytes -----------------------------------------------------------------------
+
+    def write(self, data: memoryview) -> None:
+        self.writer.write(data)
+        self._hash.update(data)
+        self.received += len(data)
+
+    def finish(self) -> None:
+        self.writer.close()
+        self._sha256 = self._hash.hexdigest()
+        self.move(State.COMPLETE)
+
+    @property
+    def sha256(self) -> str | None:
+        """Hex SHA-256 of the received content, once complete."""
+        return self._sha256
+
+    @property
+    def path(self) -> str | None:
+        """The temp file holding the content (for zero-copy moves), if the writer keeps one."""
+        return getattr(self.writer, "path", None)
+
+    @property
+    def file(self) -> EntryFile:
+        """The content as a readable, seekable Django ``UploadedFile``."""
+        if not self.complete:
+            raise ValueError(f"{self!r} is not complete")
+        if self._file is None or self._file.closed:
+            if self.path is None:
+                raise ValueError(f"{self!r} was written by a writer that keeps no file")
+            self._file = EntryFile(
+                open(self.path, "rb"),  # noqa: SIM115  (closed by discard())
+                self.client_name,
+                self.client_type,
+                self.received,
+                self.path,
+            )
+        self._file.seek(0)
+        return self._file
+
+    @property
+    def data(self) -> bytes:
+        """The whole content as bytes (reads the file: prefer ``file`` for large uploads)."""
+        return self.file.read()
+
+    def discard(self) -> None:
+        """Close the file and remove the bytes, whatever the state."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self.writer.abort()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "upload_name": self.upload_name,
+            "client_name": self.client_name,
+            "client_type": self.client_type,
+            "client_size": self.client_size,
+            "progress": self.progress,
+            "complete": self.complete,
+            "error": self.error,
+        }

@@ -1,0 +1,135 @@
+"""``LiveView``: a Django view whose state lives on the server for the life of a WebSocket."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.template import engines, loader
+from django.template.backends.base import BaseEngine
+from django.utils.safestring import mark_safe
+
+from djust import page, tokens
+from djust.decorators import is_event_handler
+
+# Names reserved by the framework; a handler that takes one would shadow or call itself.
+_FRAMEWORK_MODULE_PREFIX = "djust."
+
+
+def _check_handlers(cls: type) -> None:
+    """Refuse event handlers that shadow a method of LiveView or one of djust's mixins."""
+    for name, attr in vars(cls).items():
+        if not is_event_handler(attr):
+            continue
+        for base in cls.__mro__[1:]:
+            if base.__module__.startswith(_FRAMEWORK_MODULE_PREFIX) and name in vars(base):
+                raise ImproperlyConfigured(
+                    f"{cls.__qualname__}.{name} is an @event_handler that shadows "
+                    f"{base.__qualname__}.{name}(); calling self.{name}(...) inside it would "
+                    f"call the handler itself. Give the handler another name, "
+                    f"e.g. '{name.rstrip('_')}_clicked' or 'on_{name}'."
+                )
+
+
+class LiveView:
+    """Subclass, set ``template_name`` (or ``template_string``), write ``mount`` and handlers."""
+
+    template_name: str | None = None
+    template_string: str | None = None
+    # The page a fragment template is placed in; it must render ``{{ djust_root }}``.
+    layout_template: str = "djust/layout.html"
+    page_title: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _check_handlers(cls)
+        cls._djust_compiled = None
+
+    def __init__(self, **initkwargs: Any) -> None:
+        for key, value in initkwargs.items():
+            setattr(self, key, value)
+
+    # -- what users override ---------------------------------------------------------
+
+    def mount(self, request: HttpRequest, **kwargs: Any) -> None:
+        """Set the initial state; runs for the HTTP render and again when the socket mounts."""
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        """The template context: the view's public attributes, plus ``kwargs``."""
+        parent = getattr(super(), "get_context_data", None)
+        context: dict[str, Any] = parent(**kwargs) if parent else {}
+        context.update((k, v) for k, v in vars(self).items() if not k.startswith("_"))
+        context.setdefault("view", self)
+        context.update(kwargs)
+        return context
+
+    # -- rendering -------------------------------------------------------------------
+
+    def get_template(self) -> Any:
+        """The compiled template (cached per class for ``template_string``)."""
+        if self.template_string is not None:
+            cls = type(self)
+            if cls._djust_compiled is None:
+                engine: BaseEngine = engines.all()[0]
+                cls._djust_compiled = engine.from_string(self.template_string)
+            return cls._djust_compiled
+        if not self.template_name:
+            raise ImproperlyConfigured(
+                f"{type(self).__qualname__} needs a template_name or a template_string"
+            )
+        return loader.get_template(self.template_name)
+
+    def render_template(self, request: HttpRequest | None = None) -> str:
+        """The template rendered with the current state."""
+        return self.get_template().render(self.get_context_data(), request)
+
+    def render_live(self, request: HttpRequest | None = None) -> str:
+        """The HTML of the live region (what the client morphs)."""
+        return page.live_region(self.render_template(request))
+
+    def render_page(self, request: HttpRequest, token: str) -> str:
+        """The whole page for the HTTP response, with the root element and the client script."""
+        from djust.templatetags.djust import scripts_html
+
+        html = self.render_template(request)
+        parts = page.split(html)
+        if parts is None:
+            layout = loader.get_template(self.layout_template)
+            context = {"djust_root": mark_safe(page.root(html, token)), "title": self.page_title}
+            return layout.render(context, request)
+        before, live, after = parts
+        if "djust/djust.js" not in html:
+            after = scripts_html() + after
+        return before + page.root(live, token) + after
+
+    # -- HTTP entry point ------------------------------------------------------------
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Callable[..., HttpResponse]:
+        """A Django view function: GET mounts and renders the page; the socket takes over."""
+
+        def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in ("GET", "HEAD"):
+                return HttpResponseNotAllowed(["GET", "HEAD"])
+            self = cls(**initkwargs)
+            self.request = request
+            call(self.mount, request, **kwargs)
+            token = tokens.dumps(cls, request.path, request.META.get("QUERY_STRING", ""), kwargs)
+            return HttpResponse(self.render_page(request, token))
+
+        view.view_class = cls  # type: ignore[attr-defined]
+        view.view_initkwargs = initkwargs  # type: ignore[attr-defined]
+        view.__doc__ = cls.__doc__
+        view.__name__ = cls.__name__
+        return view
+
+
+def call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a user method from sync code, whether it is sync or ``async def``."""
+    if inspect.iscoroutinefunction(func):
+        return async_to_sync(func)(*args, **kwargs)
+    return func(*args, **kwargs)

@@ -1,0 +1,125 @@
+"""Views made for tests: every kind of handler, and upload slots with small limits."""
+
+import asyncio
+import time
+
+from django.core.files.storage import default_storage
+
+from djust import LiveView, event_handler
+from djust.uploads import UploadMixin
+
+
+class EventsView(LiveView):
+    template_string = "<p id='n'>{{ n }}</p><p id='last'>{{ last }}</p><p id='kind'>{{ kind }}</p>"
+
+    def mount(self, request, **kwargs):
+        self.n = 0
+        self.last = ""
+        self.kind = ""
+
+    @event_handler
+    def add(self, by: int = 1, **kwargs):
+        self.n += by
+
+    @event_handler
+    def typed(self, i: int, f: float, b: bool, s: str):
+        self.last = f"{i!r} {f!r} {b!r} {s!r}"
+        self.kind = f"{type(i).__name__} {type(f).__name__} {type(b).__name__} {type(s).__name__}"
+
+    @event_handler
+    async def add_async(self, by: int = 1, **kwargs):
+        await asyncio.sleep(0)
+        self.n += by
+
+    @event_handler
+    def boom(self, **kwargs):
+        self.n = -1
+        raise RuntimeError("secret detail")
+
+    @event_handler
+    def nothing(self, **kwargs):
+        pass
+
+    def not_a_handler(self, **kwargs):
+        self.n = 999
+
+    def _private(self, **kwargs):
+        self.n = 998
+
+
+class ItemView(LiveView):
+    template_string = "<p id='pk'>{{ pk_repr }}</p>"
+
+    def mount(self, request, pk, **kwargs):
+        self.pk_repr = f"{type(pk).__name__}:{pk}"
+
+
+class SlowView(LiveView):
+    template_string = "<p id='done'>{{ done }}</p>"
+
+    def mount(self, request, **kwargs):
+        self.done = 0
+
+    @event_handler
+    def block(self, seconds: float = 1.0, **kwargs):
+        time.sleep(seconds)
+        self.done += 1
+
+
+class WhoAmIView(LiveView):
+    template_string = "<p id='user'>{{ who }}</p><p id='path'>{{ path }}?{{ q }}</p>"
+
+    def mount(self, request, **kwargs):
+        self.who = request.user.username if request.user.is_authenticated else "anonymous"
+        self.path = request.path
+        self.q = request.GET.get("q", "")
+
+
+class UploadsView(LiveView, UploadMixin):
+    """Slots with small limits for the integration tests."""
+
+    template_string = (
+        "{% for name, slot in uploads.items %}"
+        "<ul id='slot-{{ name }}'>{% for e in slot.entries %}"
+        "<li data-ref='{{ e.ref }}'>{{ e.client_name }} {{ e.progress }} {{ e.complete }}</li>"
+        "{% endfor %}</ul>"
+        "<ol id='errors-{{ name }}'>"
+        "{% for err in slot.errors %}<li>{{ err.code }}</li>{% endfor %}</ol>"
+        "{% endfor %}<pre id='saved'>{{ saved|join:'\n' }}</pre>"
+    )
+
+    def mount(self, request, **kwargs):
+        self.allow_upload("any", max_entries=8, max_file_size=4_000_000, chunk_size=16 * 1024)
+        self.allow_upload("docs", accept=".pdf,.txt,.docx", max_entries=3, max_file_size=1000)
+        self.allow_upload("images", accept="image/*", max_entries=2, max_file_size=200_000)
+        self.allow_upload("svg", accept=".svg", allow_active_content=True, max_file_size=10_000)
+        self.saved = []
+
+    @event_handler
+    def save(self, slot: str = "any", **kwargs):
+        for entry in self.consume_uploaded_entries(slot):
+            path = default_storage.save(f"saved/{entry.client_name}", entry.file)
+            self.saved.append(f"{path} {entry.sha256} {entry.received}")
+
+    @event_handler
+    def save_first(self, slot: str = "any", **kwargs):
+        for entry in self.consume_uploaded_entries(slot):
+            self.saved.append(f"{entry.client_name} {entry.data[:4]!r}")
+            break
+
+    @event_handler
+    def save_then_fail(self, slot: str = "any", **kwargs):
+        for entry in self.consume_uploaded_entries(slot):
+            self.saved.append(entry.client_name)
+            raise ValueError("storage is down")
+
+    @event_handler
+    def cancel_entry(self, ref: str, slot: str = "any", **kwargs):
+        self.cancel_upload(slot, ref)
+
+
+class ReversedBasesView(UploadMixin, LiveView):
+    template_string = "<p id='count'>{{ uploads.files.entries|length }}</p>"
+
+    def mount(self, request, **kwargs):
+        self.allow_upload("files", max_entries=2)
