@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import logging
+
 from django.apps import AppConfig
+
+logger = logging.getLogger("djust")
 
 
 class DjustConfig(AppConfig):
@@ -9,3 +13,13 @@ class DjustConfig(AppConfig):
 
     def ready(self) -> None:
         from djust import checks  # noqa: F401  (registers the system checks)
+        from djust.uploads.writers import sweep_orphans
+
+        # Uploads of a process that died (crash, SIGKILL) leave temp files nobody will remove.
+        try:
+            removed = sweep_orphans()
+        except OSError as exc:
+            logger.warning("djust: cannot sweep the upload directory: %s", exc)
+        else:
+            if removed:
+                logger.info("djust: removed %d orphaned upload file(s)", len(removed))

@@ -10,7 +10,7 @@
         assert '<output id="count">5</output>' in view.html
 
 ``LiveClient`` is the asynchronous core; it speaks ``docs/protocol.md`` over any transport
-(Channels' in-process communicator, or a real socket with ``websockets``).
+(the consumer in process, or a real socket with ``websockets``).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class WebSocketTransport(Transport):
 
 
 class CommunicatorTransport(Transport):
-    """Channels' in-process ``WebsocketCommunicator``: the real consumer, no server."""
+    """The real consumer, in process: ASGI events through asgiref's ``ApplicationCommunicator``."""
 
     def __init__(self, communicator: Any) -> None:
         self.communicator = communicator
@@ -91,19 +91,30 @@ class CommunicatorTransport(Transport):
     async def connect(
         cls, application: Any, path: str, headers: list[tuple[bytes, bytes]]
     ) -> CommunicatorTransport:
-        from channels.testing import WebsocketCommunicator
+        from asgiref.testing import ApplicationCommunicator
 
-        communicator = WebsocketCommunicator(application, path, headers=headers)
-        connected, code = await communicator.connect()
-        if not connected:
-            raise AssertionError(f"the WebSocket was refused (code {code})")
+        scope = {
+            "type": "websocket",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": headers,
+            "subprotocols": [],
+            "client": ("127.0.0.1", 0),
+            "server": ("testserver", 80),
+        }
+        communicator = ApplicationCommunicator(application, scope)
+        await communicator.send_input({"type": "websocket.connect"})
+        reply = await communicator.receive_output(10)
+        if reply["type"] != "websocket.accept":
+            raise AssertionError(f"the WebSocket was refused: {reply}")
         return cls(communicator)
 
     async def send_text(self, text: str) -> None:
-        await self.communicator.send_to(text_data=text)
+        await self.communicator.send_input({"type": "websocket.receive", "text": text})
 
     async def send_bytes(self, data: bytes) -> None:
-        await self.communicator.send_to(bytes_data=data)
+        await self.communicator.send_input({"type": "websocket.receive", "bytes": data})
 
     async def receive(self, timeout: float) -> str | bytes:
         message = await self.communicator.receive_output(timeout)
@@ -112,7 +123,8 @@ class CommunicatorTransport(Transport):
         return message.get("text") if message.get("text") is not None else message["bytes"]
 
     async def close(self) -> None:
-        await self.communicator.disconnect()
+        await self.communicator.send_input({"type": "websocket.disconnect", "code": 1000})
+        await self.communicator.wait(5)
 
 
 class ServerError(AssertionError):
@@ -148,6 +160,7 @@ class LiveClient:
         self._next_id = 1
         self._next_ref = 0
         self._backlog: list[dict[str, Any]] = []
+        self._receiving = asyncio.Lock()
 
     # -- messages --------------------------------------------------------------------
 
@@ -169,12 +182,19 @@ class LiveClient:
         return message
 
     async def wait_for(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        """The next message matching ``predicate``; others are kept for later waits."""
-        for i, message in enumerate(self._backlog):
-            if predicate(message):
-                return self._backlog.pop(i)
+        """The next message matching ``predicate``; others are kept for later waits.
+
+        Safe from concurrent tasks (several uploads at once): one task receives at a time and
+        the others find what it received in the backlog.
+        """
         while True:
-            message = await self._receive()
+            for i, message in enumerate(self._backlog):
+                if predicate(message):
+                    return self._backlog.pop(i)
+            async with self._receiving:
+                if any(predicate(m) for m in self._backlog):
+                    continue
+                message = await self._receive()
             if predicate(message):
                 return message
             self._backlog.append(message)
@@ -225,9 +245,15 @@ class LiveClient:
                 "client_size": size,
             }
         )
-        return await self.wait_for(
-            lambda m: m.get("ref") == ref and m["t"] in ("upload_registered", "upload_error")
+        reply = await self.wait_for(
+            lambda m: (
+                (m.get("ref") == ref and m["t"] in ("upload_registered", "upload_error"))
+                or m["t"] == "error"
+            )
         )
+        if reply["t"] == "error":
+            raise ServerError(reply)
+        return reply
 
     async def upload(
         self,
@@ -303,15 +329,20 @@ class LiveViewTestClient:
 
     def get(self, path: str) -> LiveViewSession:
         """Render ``path`` over HTTP and mount its LiveView over the consumer."""
+
+        response = self.client.get(path)
+        if response.status_code != 200:
+            raise AssertionError(f"GET {path} answered {response.status_code}")
+        return self.mount_html(response.content.decode())
+
+    def mount_html(self, html: str) -> LiveViewSession:
+        """Mount the LiveView of a rendered page over this client's session and cookies."""
         from django.conf import settings
 
         from djust import conf
         from djust.asgi import get_asgi_application
 
-        response = self.client.get(path)
-        if response.status_code != 200:
-            raise AssertionError(f"GET {path} answered {response.status_code}")
-        token = token_from_html(response.content.decode())
+        token = token_from_html(html)
         cookie = "; ".join(f"{k}={v.value}" for k, v in self.client.cookies.items())
         host = (settings.ALLOWED_HOSTS or ["testserver"])[0].lstrip(".").replace("*", "testserver")
         headers = [(b"origin", f"http://{host}".encode()), (b"host", host.encode())]

@@ -16,25 +16,33 @@ SALT = "djust.view-token"
 
 @dataclass(frozen=True)
 class ViewToken:
-    """What a token names: the view class, the page's path, query string and URL kwargs."""
+    """What a token names: the view class, the page's path, query string and URL kwargs, and
+    the user it was rendered for (``""`` for anonymous), so another session cannot replay it."""
 
     view: str
     path: str
     query: str
     kwargs: dict[str, Any]
+    user: str = ""
 
 
 def _jsonable(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
-def dumps(view_class: type, path: str, query: str, kwargs: dict[str, Any]) -> str:
-    """Sign a token for ``view_class`` rendered at ``path``."""
+def user_key(user: Any) -> str:
+    """Who a token is for: the user's primary key, or ``""`` for anonymous."""
+    return str(user.pk) if user is not None and user.is_authenticated else ""
+
+
+def dumps(view_class: type, path: str, query: str, kwargs: dict[str, Any], user: str = "") -> str:
+    """Sign a token for ``view_class`` rendered at ``path`` for ``user`` (see ``user_key``)."""
     payload = {
         "v": f"{view_class.__module__}.{view_class.__qualname__}",
         "p": path,
         "q": query,
         "k": {k: _jsonable(v) for k, v in kwargs.items()},
+        "u": user,
     }
     return signing.dumps(payload, salt=SALT, compress=True)
 
@@ -48,7 +56,9 @@ def loads(token: str) -> ViewToken:
     except signing.BadSignature:
         raise BadToken("the view token is invalid") from None
     try:
-        return ViewToken(payload["v"], payload["p"], payload["q"], dict(payload["k"]))
+        return ViewToken(
+            payload["v"], payload["p"], payload["q"], dict(payload["k"]), str(payload["u"])
+        )
     except (KeyError, TypeError, ValueError):
         raise BadToken("the view token is malformed") from None
 

@@ -118,7 +118,13 @@ class LiveView:
             self = cls(**initkwargs)
             self.request = request
             call(self.mount, request, **kwargs)
-            token = tokens.dumps(cls, request.path, request.META.get("QUERY_STRING", ""), kwargs)
+            token = tokens.dumps(
+                cls,
+                request.path,
+                request.META.get("QUERY_STRING", ""),
+                kwargs,
+                tokens.user_key(getattr(request, "user", None)),
+            )
             return HttpResponse(self.render_page(request, token))
 
         view.view_class = cls  # type: ignore[attr-defined]

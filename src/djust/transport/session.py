@@ -19,6 +19,7 @@ from django.urls import Resolver404, resolve
 from djust import conf, params, tokens
 from djust.decorators import is_event_handler
 from djust.errors import (
+    BadToken,
     DjustError,
     HandlerError,
     MountError,
@@ -118,6 +119,10 @@ class LiveSession:
         cls = tokens.view_class(token)
         request = from_scope(self.scope, token.path, token.query)
         kwargs = self._url_kwargs(cls, token)
+        # Resolving the lazy user touches the database: off the event loop.
+        user = await self.run_sync(tokens.user_key, getattr(request, "user", None))
+        if user != token.user:
+            raise BadToken("the view token was issued to another user; reload the page")
         view = cls()
         view.request = request
         try:

@@ -82,6 +82,7 @@
           this.uploads.configure(m.uploads);
           morph(this.root, m.html);
           this.uploads.bind();
+          this.uploads.schedule();
           this.queue.splice(0).forEach((q) => this.send(q));
           emit("djust:connected", { version: m.v });
           break;
@@ -311,14 +312,9 @@
 
   const MAX_STREAMING = 3; // per connection; the server's limit (MAX_CONCURRENT_UPLOADS) is 4
 
-  function extensionOf(name) {
-    const lower = name.toLowerCase();
-    return lower;
-  }
-
   function accepts(accept, file) {
     if (!accept) return true;
-    const name = extensionOf(file.name);
+    const name = file.name.toLowerCase();
     const type = (file.type || "").toLowerCase().split(";")[0].trim();
     return accept.split(",").some((raw) => {
       const token = raw.trim().toLowerCase();
@@ -395,8 +391,11 @@
       });
     }
 
+    // The entries that hold a place in the slot (a failed file no longer does).
     slotEntries(name) {
-      return Array.from(this.entries.values()).filter((e) => e.uploadName === name);
+      return Array.from(this.entries.values()).filter(
+        (e) => e.uploadName === name && e.status !== "error",
+      );
     }
 
     fail(entry, code, message) {
@@ -419,9 +418,11 @@
         );
         return;
       }
-      // A single-file slot replaces its file when the user picks again.
+      // A single-file slot replaces its file (and clears a failed one) when the user picks again.
       if (config.max_entries === 1 && files.length) {
-        this.slotEntries(name).forEach((e) => this.cancel(e.ref));
+        Array.from(this.entries.values())
+          .filter((e) => e.uploadName === name)
+          .forEach((e) => this.cancel(e.ref));
       }
       let room = config.max_entries - this.slotEntries(name).length;
       for (const file of files) {
@@ -465,7 +466,9 @@
     }
 
     start(entry) {
-      if (entry.status === "pending") entry.status = "queued";
+      if (entry.status !== "pending") return;
+      entry.status = "queued";
+      this.report(entry, true);
     }
 
     // Start queued entries while fewer than MAX_STREAMING are streaming.
@@ -479,6 +482,7 @@
         if (streaming >= MAX_STREAMING) break;
         if (entry.status !== "queued") continue;
         entry.status = "registering";
+        this.report(entry, true);
         streaming += 1;
         this.live.send({
           t: "upload_register",
@@ -638,7 +642,7 @@
     cancel(ref) {
       const entry = this.entries.get(ref);
       if (!entry) return;
-      if (entry.status !== "pending" && entry.status !== "queued") {
+      if (!["pending", "queued", "error"].includes(entry.status)) {
         this.live.send({ t: "upload_cancel", ref: ref });
       }
       entry.status = "cancelled";

@@ -1,0 +1,70 @@
+"""``djust.testing.LiveViewTestClient``: users test their views through the real consumer."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from djust.testing import LiveViewTestClient, ServerError
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+
+
+@pytest.fixture
+def client(transactional_db, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.DJUST = {**settings.DJUST, "UPLOAD_DIR": str(tmp_path / "uploads")}
+    test_client = LiveViewTestClient()
+    yield test_client
+    test_client.close()
+
+
+def test_get_mounts_the_view_and_returns_its_html(client):
+    view = client.get("/counter/")
+    assert '<output id="count">0</output>' in view.html
+
+
+def test_event_returns_the_re_rendered_html(client):
+    view = client.get("/counter/")
+    html = view.event("increment", by=5)
+    assert '<output id="count">5</output>' in html
+
+
+def test_refused_events_raise_server_error_with_the_code(client):
+    view = client.get("/counter/")
+    with pytest.raises(ServerError) as caught:
+        view.event("mount")
+    assert caught.value.code == "unknown_event"
+
+
+def test_upload_then_consume_stores_the_same_bytes(client, settings):
+    view = client.get("/profile/")
+    result = view.upload("avatar", "me.png", PNG, "image/png")
+    assert result.status == "complete"
+    html = view.event("save_avatar")
+    assert 'src="/media/avatars/me.png"' in html
+    stored = (settings.MEDIA_ROOT / "avatars" / "me.png").read_bytes()
+    assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(PNG).hexdigest()
+
+
+def test_logged_in_user_reaches_mount(client, django_user_model):
+    user = django_user_model.objects.create_user("ada", password="pw")
+    client.client.force_login(user)
+    view = client.get("/t/whoami/")
+    assert "<p id='user'>ada</p>" in view.html
+
+
+def test_a_token_rendered_for_one_user_cannot_mount_for_another(client, django_user_model):
+    from django.test import Client
+
+    user = django_user_model.objects.create_user("ada", password="pw")
+    client.client.force_login(user)
+    html = client.client.get("/t/whoami/").content.decode()
+    stranger = LiveViewTestClient(Client())  # anonymous session
+    try:
+        with pytest.raises(ServerError) as caught:
+            stranger.mount_html(html)
+        assert caught.value.code == "bad_token"
+    finally:
+        stranger.close()
