@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import urllib.request
 from collections.abc import Coroutine
@@ -17,6 +18,12 @@ def fetch(url: str, cookie: str | None = None) -> str:
     request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.read().decode()
+
+
+def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """``asyncio.run`` on a thread of its own: Playwright's sync API may hold this thread's loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class Live:
@@ -47,7 +54,7 @@ class Live:
                     with contextlib.suppress(Exception):
                         await client.close()
 
-        return asyncio.run(main())
+        return run_async(main())
 
 
 @pytest.fixture

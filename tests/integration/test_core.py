@@ -11,7 +11,7 @@ from websockets.exceptions import InvalidStatus
 
 from djust.testing import ServerError, WebSocketTransport
 
-from .conftest import fetch
+from .conftest import fetch, run_async
 
 
 def text_of(html: str, element_id: str) -> str:
@@ -208,7 +208,7 @@ def test_foreign_origin_is_refused_at_the_handshake(server):
             await WebSocketTransport.connect(server.ws_url, "http://evil.example")
         assert caught.value.response.status_code == 403
 
-    asyncio.run(body())
+    run_async(body())
 
 
 def test_a_blocking_handler_does_not_stall_other_connections(live):

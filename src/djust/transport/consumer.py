@@ -25,16 +25,31 @@ class LiveConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"no handler for message type {message['type']}")
         await handler(message)
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However the consumer ends (an exception in a handler, not only websocket.disconnect),
+            # the session's uploads and their temp files go with it.
+            session = getattr(self, "session", None)
+            if session is not None and not session.closed:
+                await session.close()
+
     async def connect(self) -> None:
         self.max_frame = conf.get("MAX_FRAME_SIZE")
         self.session = LiveSession(self.scope, self._send_frame)
         await self.accept()
 
     async def _send_frame(self, data: str | bytes) -> None:
-        if isinstance(data, bytes):
-            await self.send(bytes_data=data)
-        else:
-            await self.send(text_data=data)
+        try:
+            if isinstance(data, bytes):
+                await self.send(bytes_data=data)
+            else:
+                await self.send(text_data=data)
+        except OSError:
+            # The client left while we were answering (uvicorn raises ClientDisconnected):
+            # websocket.disconnect is queued behind this message and closes the session.
+            pass
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         size = len(bytes_data) if bytes_data is not None else len(text_data or "")

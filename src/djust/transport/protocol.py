@@ -73,8 +73,18 @@ def decode_text(text: str | bytes, *, max_size: int) -> dict[str, Any]:
     return message
 
 
+def request_id(text: str | bytes) -> int | None:
+    """The int ``id`` of a message that ``decode_text`` refused, so that its error can echo it."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    value = message.get("id") if isinstance(message, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def check_ref(ref: str) -> int:
-    """The numeric value of a wire ref (a decimal u32); ``BadFrame`` if malformed."""
+    """The numeric value of a wire ref (a decimal u32); ``BadMessage`` if malformed."""
     if not _REF_RE.fullmatch(ref) or int(ref) > MAX_REF:
         raise BadMessage(f"ref {ref[:20]!r} is not a decimal number below 2**32")
     return int(ref)

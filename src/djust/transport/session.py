@@ -65,7 +65,7 @@ class LiveSession:
 
     async def send_error(self, error: DjustError, *, id: Any = None, **extra: Any) -> None:
         message = {"t": "error", "code": error.code, "message": error.message, **extra}
-        if isinstance(id, int):
+        if isinstance(id, int) and not isinstance(id, bool):
             message["id"] = id
         await self.send(message)
 
@@ -97,6 +97,8 @@ class LiveSession:
             message_id = message.get("id")
             await getattr(self, f"_on_{message['t']}")(message)
         except DjustError as error:
+            if message_id is None and len(text) <= self._max_text:
+                message_id = protocol.request_id(text)  # a refused request still gets its id
             await self.send_error(error, id=message_id)
 
     async def receive_bytes(self, data: bytes) -> None:
@@ -185,7 +187,12 @@ class LiveSession:
         """Render and send the HTML if it changed (for state changes not tied to an event)."""
         if self.view is None or self.closed:
             return
-        html = await self.run_sync(self.view.render_live, self.request)
+        try:
+            html = await self.run_sync(self.view.render_live, self.request)
+        except Exception as exc:
+            logger.exception("re-rendering %s failed", type(self.view).__qualname__)
+            await self.send_error(HandlerError(self._describe(exc, "re-rendering failed")))
+            return
         if html != self._html:
             self._html = html
             await self.send({"t": "render", "html": html, **self._extras()})
@@ -225,7 +232,9 @@ class LiveSession:
         return summary
 
     async def close(self) -> None:
-        """The socket is gone: drop uploads and their files, release the thread."""
+        """The socket is gone: drop uploads and their files, release the thread (idempotent)."""
+        if self.closed:
+            return
         self.closed = True
         if self.uploads is not None:
             await self.uploads.close()

@@ -8,6 +8,7 @@ more than the write itself.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -49,26 +50,39 @@ MAX_RAW_NAME = 4096
 class _Transfer:
     """Per-entry socket state: validation of the first bytes and the acknowledgement cadence."""
 
-    __slots__ = ("acked", "head", "last_seen", "sniffer")
+    __slots__ = ("ack_every", "acked", "head", "last_seen", "sniffer")
 
-    def __init__(self, entry: UploadEntry) -> None:
+    def __init__(self, entry: UploadEntry, window: int) -> None:
         self.sniffer: ContentSniffer | None = ContentSniffer(entry.client_name, entry.client_type)
         self.head: bytearray | None = bytearray()
         self.acked = 0
+        # A quarter window keeps the sender busy; every 1 % keeps progress bars moving.
+        self.ack_every = max(1, min(window // 4, entry.client_size // 100))
         self.last_seen = time.monotonic()
+
+
+class _ProcessBytes:
+    """Bytes held by this process's unfinished and unconsumed uploads (handlers run on threads)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self, delta: int) -> None:
+        with self._lock:
+            self.value += delta
+
+
+process_bytes = _ProcessBytes()
 
 
 class UploadChannel:
     """Drives one view's uploads over one connection."""
 
-    # Bytes written to disk by this process's unfinished and unconsumed uploads.
-    process_bytes = 0
-
     def __init__(self, session: LiveSession, view: UploadMixin) -> None:
         self.session = session
         self.manager = view._djust_uploads
         self.window = conf.get("UPLOAD_WINDOW")
-        self.ack_every = max(1, self.window // 4)
         self.max_streaming = conf.get("MAX_CONCURRENT_UPLOADS")
         self.stall_timeout = conf.get("UPLOAD_STALL_TIMEOUT")
         self.max_connection_bytes = conf.get("MAX_UPLOAD_BYTES_PER_CONNECTION")
@@ -142,7 +156,7 @@ class UploadChannel:
             raise QuotaExceeded(f"at most {self.max_streaming} uploads at once per connection")
         if self.reserved + size > self.max_connection_bytes:
             raise QuotaExceeded("this connection holds too many uploaded bytes; consume some first")
-        if UploadChannel.process_bytes + size > self.max_process_bytes:
+        if process_bytes.value + size > self.max_process_bytes:
             raise QuotaExceeded("the server holds too many uploaded bytes; try again later")
         writer = config.writer() if config.writer else TempFileWriter()
         entry = UploadEntry(
@@ -156,12 +170,12 @@ class UploadChannel:
         )
         try:
             writer.open()
-        except OSError as exc:
-            raise WriteFailed(f"cannot store {client_name}: {exc.strerror}") from None
+        except Exception as exc:
+            raise WriteFailed(f"cannot store {client_name}: {exc}") from None
         self.manager.add(entry)
-        self.transfers[ref] = _Transfer(entry)
+        self.transfers[ref] = _Transfer(entry, self.window)
         self.reserved += size
-        UploadChannel.process_bytes += size
+        process_bytes.add(size)
         return entry
 
     def _rate_limit(self) -> None:
@@ -192,8 +206,8 @@ class UploadChannel:
                 entry.move(State.UPLOADING)
             try:
                 entry.write(data)
-            except OSError as exc:
-                raise WriteFailed(f"cannot store {entry.client_name}: {exc.strerror}") from None
+            except Exception as exc:  # a writer may be a storage client: any failure is its own
+                raise WriteFailed(f"cannot store {entry.client_name}: {exc}") from None
         except DjustError as error:
             await self._fail(entry, error)
             return
@@ -201,7 +215,7 @@ class UploadChannel:
         if entry.received == entry.client_size:
             entry.finish()
             await self._completed(entry)
-        elif entry.received - transfer.acked >= self.ack_every:
+        elif entry.received - transfer.acked >= transfer.ack_every:
             transfer.acked = entry.received
             await self.session.send({"t": "upload_ack", "ref": entry.ref, "offset": entry.received})
 
@@ -276,7 +290,7 @@ class UploadChannel:
         """An entry left the view: release its quota and drop its late chunks quietly."""
         self.transfers.pop(entry.ref, None)
         self.reserved -= entry.client_size
-        UploadChannel.process_bytes -= entry.client_size
+        process_bytes.add(-entry.client_size)
         self._gone.append(entry.ref)
 
     async def cancel_from_client(self, ref: str) -> None:
