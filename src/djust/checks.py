@@ -32,6 +32,28 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="djust.E001",
             )
         )
+    largest_chunk = conf.get("MAX_FRAME_SIZE") - HEADER_SIZE
+    if conf.get("UPLOAD_WINDOW") < largest_chunk:
+        messages.append(
+            checks.Error(
+                f"DJUST['UPLOAD_WINDOW'] is smaller than the largest chunk a slot may use "
+                f"({largest_chunk} bytes): such an upload could never send its chunks.",
+                hint="Raise UPLOAD_WINDOW or lower MAX_FRAME_SIZE.",
+                id="djust.E003",
+            )
+        )
+    if conf.get("MAX_CONCURRENT_UPLOADS") < 1:
+        messages.append(
+            checks.Error("DJUST['MAX_CONCURRENT_UPLOADS'] must be at least 1.", id="djust.E004")
+        )
+    if conf.get("UPLOAD_STALL_TIMEOUT") <= 0:
+        messages.append(
+            checks.Warning(
+                "DJUST['UPLOAD_STALL_TIMEOUT'] is not positive: a stalled client holds its "
+                "upload slot and temp file until it disconnects.",
+                id="djust.W003",
+            )
+        )
     if not conf.get("MAX_FRAMES_PER_SECOND"):
         messages.append(
             checks.Warning(

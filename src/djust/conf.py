@@ -17,8 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FRAME_SIZE": 1024 * 1024 + 64,
     # Largest text (JSON) message, in bytes.
     "MAX_TEXT_SIZE": 256 * 1024,
-    # Frames a connection may send per second, averaged over one second (0: no limit).
-    "MAX_FRAMES_PER_SECOND": 4000,
+    # Frames a connection may send per second, with bursts of as many (0: no limit). The
+    # default lets 64 KiB chunks through at 1.3 GB/s while bounding a flood of tiny frames.
+    "MAX_FRAMES_PER_SECOND": 20000,
     # Uploads: where entries are written while they arrive (None: the system temp dir).
     "UPLOAD_DIR": None,
     # Unacknowledged bytes a client may have in flight per upload.

@@ -159,6 +159,12 @@ class BadOffset(UploadError):
     code = "bad_offset"
 
 
+class WindowExceeded(UploadError):
+    """The client sent more unacknowledged bytes than the flow-control window allows."""
+
+    code = "window_exceeded"
+
+
 class SizeMismatch(UploadError):
     """The bytes received differ from the declared size."""
 

@@ -10,7 +10,6 @@ from typing import Any
 UVICORN_OPTIONS: dict[str, Any] = {
     "ws": "websockets-sansio",
     "ws_per_message_deflate": False,
-    "ws_max_size": 16 * 1024 * 1024,
     "lifespan": "off",
     "loop": "auto",
     "http": "auto",
@@ -21,4 +20,9 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, **options: Any) -
     """Serve ``app`` (an object or an import string) until interrupted."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, **{**UVICORN_OPTIONS, **options})
+    from djust import conf
+
+    # The server refuses (close code 1009) any message above djust's own limit, so that it
+    # never buffers more than that for one frame.
+    limit = max(conf.get("MAX_FRAME_SIZE"), conf.get("MAX_TEXT_SIZE"))
+    uvicorn.run(app, host=host, port=port, **{**UVICORN_OPTIONS, "ws_max_size": limit, **options})

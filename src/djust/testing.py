@@ -285,11 +285,12 @@ class LiveClient:
             )
 
         while True:
-            while sent < len(content) and sent - acked < window:
-                await self.transport.send_bytes(
-                    encode_chunk(ref, sent, view[sent : sent + chunk_size])
-                )
-                sent = min(sent + chunk_size, len(content))
+            while sent < len(content):
+                end = min(sent + chunk_size, len(content))
+                if end - acked > window:
+                    break
+                await self.transport.send_bytes(encode_chunk(ref, sent, view[sent:end]))
+                sent = end
             message = await self.wait_for(ended)
             if message["t"] == "upload_ack":
                 acked = message["offset"]

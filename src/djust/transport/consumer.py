@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from djust import conf
-from djust.errors import FrameTooLarge
+from djust.errors import FrameTooLarge, RateLimited
+from djust.transport.protocol import CLOSE_RATE_LIMITED
 from djust.transport.session import LiveSession
 
 
@@ -37,6 +39,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.max_frame = conf.get("MAX_FRAME_SIZE")
+        self.rate = float(conf.get("MAX_FRAMES_PER_SECOND"))
+        self.allowance, self.checked = self.rate, time.monotonic()
         self.session = LiveSession(self.scope, self._send_frame)
         await self.accept()
 
@@ -51,7 +55,26 @@ class LiveConsumer(AsyncWebsocketConsumer):
             # websocket.disconnect is queued behind this message and closes the session.
             pass
 
+    def _within_rate(self) -> bool:
+        """A token bucket: ``rate`` frames a second, bursts of up to ``rate``."""
+        if not self.rate:
+            return True
+        now = time.monotonic()
+        self.allowance = min(self.rate, self.allowance + (now - self.checked) * self.rate)
+        self.checked = now
+        if self.allowance < 1:
+            return False
+        self.allowance -= 1
+        return True
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self._within_rate():
+            # Dropping frames silently would corrupt uploads: say why, then hang up.
+            await self.session.send_error(
+                RateLimited(f"more than {self.rate:.0f} frames a second; closing")
+            )
+            await self.close(code=CLOSE_RATE_LIMITED)
+            return
         size = len(bytes_data) if bytes_data is not None else len(text_data or "")
         if size > self.max_frame:
             await self.session.send_error(

@@ -15,6 +15,9 @@ from djust.errors import BadFrame, BadMessage, FrameTooLarge
 
 VERSION = 1
 
+# WebSocket close codes the server uses (4000-4999 are the application's).
+CLOSE_RATE_LIMITED = 4429
+
 # Binary frame: type (u8), ref (u32), offset (u64), payload; big-endian.
 FRAME_CHUNK = 0x01
 _HEADER = struct.Struct(">BIQ")

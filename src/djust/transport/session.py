@@ -198,7 +198,9 @@ class LiveSession:
             await self.send({"t": "render", "html": html, **self._extras()})
 
     def _extras(self) -> dict[str, Any]:
-        return {"uploads": self.uploads.configs()} if self.uploads is not None else {}
+        if self.uploads is None:
+            return {}
+        return {"uploads": self.uploads.configs(), **self.uploads.limits()}
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from djust.errors import (
     StalledUpload,
     TooLarge,
     TooManyFiles,
+    WindowExceeded,
     WriteFailed,
 )
 from djust.transport.protocol import Chunk, check_ref
@@ -97,6 +98,10 @@ class UploadChannel:
 
     def configs(self) -> dict[str, Any]:
         return {name: slot.config.to_client() for name, slot in self.manager.slots.items()}
+
+    def limits(self) -> dict[str, Any]:
+        """What the client must respect beyond the slot configs."""
+        return {"max_concurrent_uploads": self.max_streaming}
 
     # -- registration ----------------------------------------------------------------
 
@@ -230,6 +235,11 @@ class UploadChannel:
             raise BadOffset(
                 f"chunk at offset {chunk.offset}; expected offset {entry.received} "
                 f"({'duplicate or overlap' if chunk.offset < entry.received else 'gap'})"
+            )
+        # The client may not have more than a window unacknowledged when it sends a chunk.
+        if chunk.offset + size - self.transfers[entry.ref].acked > self.window:
+            raise WindowExceeded(
+                f"{entry.client_name}: more than {self.window} unacknowledged bytes in flight"
             )
         if entry.received + size > entry.client_size:
             raise SizeMismatch(

@@ -80,6 +80,9 @@
           this.mounted = true;
           this.attempt = 0;
           this.uploads.configure(m.uploads);
+          if (m.max_concurrent_uploads) {
+            this.uploads.maxStreaming = Math.min(MAX_STREAMING, m.max_concurrent_uploads);
+          }
           morph(this.root, m.html);
           this.uploads.bind();
           this.uploads.schedule();
@@ -310,7 +313,7 @@
 
   /* --------------------------------------------------------------- uploads */
 
-  const MAX_STREAMING = 3; // per connection; the server's limit (MAX_CONCURRENT_UPLOADS) is 4
+  const MAX_STREAMING = 3; // per connection, unless the server allows fewer
 
   function accepts(accept, file) {
     if (!accept) return true;
@@ -339,6 +342,7 @@
       this.entries = new Map(); // ref -> entry
       this.nextRef = 0;
       this.waiters = [];
+      this.maxStreaming = MAX_STREAMING;
     }
 
     configure(configs) {
@@ -479,7 +483,7 @@
         if (e.status === "registering" || e.status === "uploading") streaming += 1;
       });
       for (const entry of this.entries.values()) {
-        if (streaming >= MAX_STREAMING) break;
+        if (streaming >= this.maxStreaming) break;
         if (entry.status !== "queued") continue;
         entry.status = "registering";
         this.report(entry, true);
@@ -536,8 +540,9 @@
 
     // Send chunks while the bytes in flight stay within the server's window.
     pump(entry) {
-      while (entry.status === "uploading" && entry.sent < entry.size && entry.sent - entry.acked < entry.window) {
+      while (entry.status === "uploading" && entry.sent < entry.size) {
         const end = Math.min(entry.sent + entry.chunkSize, entry.size);
+        if (end - entry.acked > entry.window) break; // the server enforces the window
         const header = new ArrayBuffer(HEADER_SIZE);
         const view = new DataView(header);
         view.setUint8(0, FRAME_CHUNK);
