@@ -148,9 +148,7 @@ class UploadChannel:
             raise TooLarge(
                 f"{client_name} is {size} bytes; the limit is {config.max_file_size} bytes"
             )
-        if not config.accept.allows(client_name, client_type) or not config.accept.allows(
-            raw_name.rstrip(". \x00"), client_type
-        ):
+        if not config.accept.allows(client_name, client_type):
             raise NotAccepted(f"{client_name} is not an accepted file type ({config.accept.html})")
         if not config.allow_active_content and (
             is_active(raw_name, client_type) or is_active(client_name, client_type)
@@ -273,10 +271,11 @@ class UploadChannel:
         await self.session.send({"t": "upload_complete", "ref": entry.ref})
         await self.session.rerender()
 
-    async def _reject(self, ref: str, name: str, client_name: str, error: DjustError) -> None:
+    async def _reject(self, ref: str, name: str, raw_name: str, error: DjustError) -> None:
         """A registration refused before any entry existed."""
-        self.manager.record(name, None, client_name[:255], error)
-        await self._send_error(ref, name, client_name[:255], error)
+        client_name = safe_name(raw_name[:MAX_RAW_NAME])
+        self.manager.record(name, None, client_name, error)
+        await self._send_error(ref, name, client_name, error)
         await self.session.rerender()
 
     async def _fail(self, entry: UploadEntry, error: DjustError) -> None:
