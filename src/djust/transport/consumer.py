@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from djust import conf
@@ -28,8 +29,17 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels' loop waits on the socket and the channel layer with a new task and an
+        # asyncio.wait() per message; at upload rates that costs more than handling the chunk.
+        # djust does not listen on the channel layer, so it reads the socket directly.
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = None
         try:
-            await super().__call__(scope, receive, send)
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
         finally:
             # However the consumer ends (an exception in a handler, not only websocket.disconnect),
             # the session's uploads and their temp files go with it.
