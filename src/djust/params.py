@@ -100,6 +100,9 @@ def bind(handler: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, An
     except Exception:
         hints = {}
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    # A bound method's first parameter ("self") is bound already: **kwargs cannot take it.
+    func = getattr(handler, "__func__", None)
+    bound = next(iter(inspect.signature(func).parameters), None) if func else None
     named = {
         name: p
         for name, p in signature.parameters.items()
@@ -109,7 +112,7 @@ def bind(handler: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, An
     for name, value in params.items():
         parameter = named.get(name)
         if parameter is None:
-            if accepts_any and name.isidentifier():
+            if accepts_any and name.isidentifier() and name != bound:
                 kwargs[name] = value
                 continue
             raise BadParams(f"{handler.__name__}() takes no parameter {name!r}")

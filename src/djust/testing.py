@@ -321,6 +321,7 @@ class LiveViewTestClient:
         from django.test import Client
 
         self.client = client or Client()
+        self._sessions: list[LiveViewSession] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -358,11 +359,18 @@ class LiveViewTestClient:
             await live.mount(token)
             return live
 
-        return LiveViewSession(self, self._run(connect()))
+        session = LiveViewSession(self, self._run(connect()))
+        self._sessions.append(session)
+        return session
 
     def close(self) -> None:
+        """Disconnect every mounted view (their uploads are discarded), then stop the loop."""
+        for session in self._sessions:
+            session.close()
+        self._sessions.clear()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
 
 
 class LiveViewSession:
@@ -371,6 +379,7 @@ class LiveViewSession:
     def __init__(self, owner: LiveViewTestClient, live: LiveClient) -> None:
         self._owner = owner
         self.live = live
+        self.closed = False
 
     @property
     def html(self) -> str:
@@ -386,4 +395,7 @@ class LiveViewSession:
         return self._owner._run(self.live.upload(slot, name, content, content_type))
 
     def close(self) -> None:
-        self._owner._run(self.live.close())
+        """Disconnect (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            self._owner._run(self.live.close())

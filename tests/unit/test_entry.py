@@ -58,11 +58,14 @@ def entry_in(tmp_path: Path, state: State) -> UploadEntry:
 
 
 def finished(tmp_path: Path, data: bytes) -> UploadEntry:
+    """An entry whose bytes its writer has written and closed (the spool's job in the server)."""
     entry = make_entry(tmp_path, size=len(data))
     if data:
         entry.move(State.UPLOADING)
-        entry.write(memoryview(data))
-    entry.finish()
+        entry.writer.write(memoryview(data))
+        entry.received += len(data)
+    entry.writer.close()
+    entry.finish(hashlib.sha256(data).hexdigest())
     return entry
 
 
@@ -115,7 +118,7 @@ def test_complete_and_done_follow_the_state(
 def test_finish_cannot_complete_an_entry_twice(tmp_path: Path) -> None:
     entry = finished(tmp_path, b"x")
     with pytest.raises(InvalidTransition):
-        entry.finish()
+        entry.finish(entry.sha256 or "")
 
 
 # -- progress and content ------------------------------------------------------------------
@@ -125,18 +128,18 @@ def test_progress_is_the_percentage_received(tmp_path: Path) -> None:
     entry = make_entry(tmp_path, size=200)
     assert entry.progress == 0
     entry.move(State.UPLOADING)
-    entry.write(memoryview(bytes(50)))
-    assert (entry.received, entry.progress) == (50, 25)
-    entry.write(memoryview(bytes(149)))
+    entry.received = 50
+    assert entry.progress == 25
+    entry.received = 199
     assert entry.progress == 99  # rounds down: never 100 before the last byte
-    entry.write(memoryview(bytes(1)))
+    entry.received = 200
     assert entry.progress == 100
 
 
 def test_progress_of_an_empty_file_is_100_only_once_complete(tmp_path: Path) -> None:
     entry = make_entry(tmp_path, size=0)
     assert entry.progress == 0
-    entry.finish()
+    entry.finish(hashlib.sha256(b"").hexdigest())
     assert entry.progress == 100
 
 
@@ -144,10 +147,8 @@ def test_sha256_is_known_only_after_finish(tmp_path: Path) -> None:
     data = os.urandom(5000)
     entry = make_entry(tmp_path, size=len(data))
     entry.move(State.UPLOADING)
-    entry.write(memoryview(data[:1000]))
-    entry.write(memoryview(data[1000:]))
     assert entry.sha256 is None
-    entry.finish()
+    entry.finish(hashlib.sha256(data).hexdigest())
     assert entry.sha256 == hashlib.sha256(data).hexdigest()
 
 

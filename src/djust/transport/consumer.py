@@ -51,6 +51,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.max_frame = conf.get("MAX_FRAME_SIZE")
         self.rate = float(conf.get("MAX_FRAMES_PER_SECOND"))
         self.allowance, self.checked = self.rate, time.monotonic()
+        self.hung_up = False
         self.session = LiveSession(self.scope, self._send_frame)
         await self.accept()
 
@@ -78,8 +79,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         return True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.hung_up:
+            return  # frames that were in flight when we closed: sending now would raise
         if not self._within_rate():
             # Dropping frames silently would corrupt uploads: say why, then hang up.
+            self.hung_up = True
             await self.session.send_error(
                 RateLimited(f"more than {self.rate:.0f} frames a second; closing")
             )

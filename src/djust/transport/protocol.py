@@ -109,5 +109,12 @@ def encode_chunk(ref: str | int, offset: int, payload: bytes) -> bytes:
 
 
 def encode(message: dict[str, Any]) -> str:
-    """Serialize a server message."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    """Serialize a server message (always encodable as UTF-8, as a WebSocket text frame must be)."""
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate, echoed from a client's own JSON (a ref, a slot name): escape it.
+            text = json.dumps(message, separators=(",", ":"))
+    return text

@@ -37,7 +37,7 @@ logger = logging.getLogger("djust")
 Send = Callable[[str | bytes], Awaitable[None]]
 
 
-def _in_thread(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def _in_thread(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     # A long-lived thread must drop database connections that went stale between events.
     close_old_connections()
     return func(*args, **kwargs)
@@ -55,6 +55,9 @@ class LiveSession:
         self._html: str | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._max_text = conf.get("MAX_TEXT_SIZE")
+        # Held while a message is handled; work started by the upload writer threads takes it
+        # too, so that it never interleaves with an event handler.
+        self.lock = asyncio.Lock()
         self.closed = False
 
     # -- sending ---------------------------------------------------------------------
@@ -71,7 +74,7 @@ class LiveSession:
 
     # -- blocking work ---------------------------------------------------------------
 
-    async def run_sync(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def run_sync(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run blocking code (user handlers, ORM, templates) on this session's own thread.
 
         One thread per session keeps a view's calls in order and its database connection
@@ -82,7 +85,7 @@ class LiveSession:
         call = functools.partial(contextvars.copy_context().run, _in_thread, func, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    async def call_user(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def call_user(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call a view method: coroutines on the event loop, plain functions on the thread."""
         if inspect.iscoroutinefunction(func):
             return await func(*args, **kwargs)
@@ -91,6 +94,10 @@ class LiveSession:
     # -- incoming --------------------------------------------------------------------
 
     async def receive_text(self, text: str) -> None:
+        async with self.lock:
+            await self._receive_text(text)
+
+    async def _receive_text(self, text: str) -> None:
         message_id = None
         try:
             message = protocol.decode_text(text, max_size=self._max_text)
@@ -102,6 +109,10 @@ class LiveSession:
             await self.send_error(error, id=message_id)
 
     async def receive_bytes(self, data: bytes) -> None:
+        async with self.lock:
+            await self._receive_bytes(data)
+
+    async def _receive_bytes(self, data: bytes) -> None:
         try:
             chunk = protocol.decode_frame(data)
             if self.uploads is None:

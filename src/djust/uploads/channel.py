@@ -8,9 +8,11 @@ more than the write itself.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections import deque
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from djust import conf
@@ -37,6 +39,7 @@ from djust.transport.protocol import Chunk, check_ref
 from djust.uploads.entry import State, UploadEntry
 from djust.uploads.names import safe_name
 from djust.uploads.sniff import ContentSniffer, is_active
+from djust.uploads.spool import Spool
 from djust.uploads.writers import TempFileWriter
 
 if TYPE_CHECKING:
@@ -94,6 +97,7 @@ class UploadChannel:
         self._registrations: deque[float] = deque()
         self._gone: deque[str] = deque(maxlen=64)  # refs whose late chunks are dropped quietly
         self._watchdog: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.manager.on_remove = self._released
 
     def configs(self) -> dict[str, Any]:
@@ -115,7 +119,11 @@ class UploadChannel:
         if entry.client_size == 0:
             try:
                 self._check_head(entry, self.transfers[ref], b"", final=True)
-                entry.finish()
+                try:
+                    digest = entry.writer.close_empty()
+                except Exception as exc:  # as in the writer thread: any failure is the writer's
+                    raise WriteFailed(f"cannot store {entry.client_name}: {exc}") from None
+                entry.finish(digest)
             except DjustError as error:
                 await self._fail(entry, error)
                 return
@@ -161,7 +169,12 @@ class UploadChannel:
             raise QuotaExceeded("this connection holds too many uploaded bytes; consume some first")
         if process_bytes.value + size > self.max_process_bytes:
             raise QuotaExceeded("the server holds too many uploaded bytes; try again later")
-        writer = config.writer() if config.writer else TempFileWriter()
+        writer = Spool(
+            config.writer() if config.writer else TempFileWriter(),
+            on_written=functools.partial(self._on_written, ref),
+            on_closed=functools.partial(self._on_closed, ref),
+            on_failed=functools.partial(self._on_failed, ref),
+        )
         entry = UploadEntry(
             ref=ref,
             upload_name=config.name,
@@ -207,20 +220,50 @@ class UploadChannel:
                 )
             if entry.state is State.REGISTERED:
                 entry.move(State.UPLOADING)
-            try:
-                entry.write(data)
-            except Exception as exc:  # a writer may be a storage client: any failure is its own
-                raise WriteFailed(f"cannot store {entry.client_name}: {exc}") from None
         except DjustError as error:
             await self._fail(entry, error)
             return
+        # The writer thread takes it from here; acks follow what it has written.
+        entry.writer.write(data)
+        entry.received += len(data)
         transfer.last_seen = time.monotonic()
         if entry.received == entry.client_size:
-            entry.finish()
-            await self._completed(entry)
-        elif entry.received - transfer.acked >= transfer.ack_every:
-            transfer.acked = entry.received
-            await self.session.send({"t": "upload_ack", "ref": entry.ref, "offset": entry.received})
+            entry.writer.close()
+
+    # -- the writer thread's reports (on the event loop) -------------------------------
+
+    def _on_written(self, ref: str, written: int) -> None:
+        entry, transfer = self.manager.entries.get(ref), self.transfers.get(ref)
+        if entry is None or transfer is None or entry.done or written >= entry.client_size:
+            return
+        if written - transfer.acked >= transfer.ack_every:
+            transfer.acked = written
+            self._spawn(self.session.send({"t": "upload_ack", "ref": ref, "offset": written}))
+
+    def _on_closed(self, ref: str, sha256: str) -> None:
+        self._spawn(self._finish(ref, sha256))
+
+    def _on_failed(self, ref: str, exc: BaseException) -> None:
+        entry = self.manager.entries.get(ref)
+        if entry is not None:
+            error = WriteFailed(f"cannot store {entry.client_name}: {exc}")
+            self._spawn(self._locked(self._fail(entry, error)))
+
+    async def _finish(self, ref: str, sha256: str) -> None:
+        async with self.session.lock:
+            entry = self.manager.entries.get(ref)
+            if entry is not None and not entry.done:
+                entry.finish(sha256)
+                await self._completed(entry)
+
+    async def _locked(self, work: Coroutine[Any, Any, None]) -> None:
+        async with self.session.lock:
+            await work
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _check_chunk(self, entry: UploadEntry, chunk: Chunk) -> None:
         size = len(chunk.data)
@@ -331,13 +374,13 @@ class UploadChannel:
             for ref, transfer in list(self.transfers.items()):
                 entry = self.manager.entries.get(ref)
                 if entry is not None and now - transfer.last_seen > self.stall_timeout:
-                    await self._fail(
-                        entry,
-                        StalledUpload(f"{entry.client_name}: no bytes for {self.stall_timeout} s"),
-                    )
+                    message = f"{entry.client_name}: no bytes for {self.stall_timeout} s"
+                    await self._locked(self._fail(entry, StalledUpload(message)))
 
     async def close(self) -> None:
         """The connection is gone: every entry and its file goes with it."""
         if self._watchdog is not None:
             self._watchdog.cancel()
+        for task in self._tasks:
+            task.cancel()
         self.manager.discard_all()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import hashlib
 from typing import IO, Any
 
 from django.core.files.uploadedfile import UploadedFile
@@ -77,7 +76,6 @@ class UploadEntry:
         self.received = 0
         self.error: str | None = None
         self.error_code: str | None = None
-        self._hash = hashlib.sha256()
         self._sha256: str | None = None
         self._file: EntryFile | None = None
 
@@ -112,14 +110,9 @@ class UploadEntry:
 
     # -- bytes -----------------------------------------------------------------------
 
-    def write(self, data: memoryview) -> None:
-        self.writer.write(data)
-        self._hash.update(data)
-        self.received += len(data)
-
-    def finish(self) -> None:
-        self.writer.close()
-        self._sha256 = self._hash.hexdigest()
+    def finish(self, sha256: str) -> None:
+        """Every byte is written (by the writer, already closed) and checked."""
+        self._sha256 = sha256
         self.move(State.COMPLETE)
 
     @property
