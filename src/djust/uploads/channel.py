@@ -1,8 +1,8 @@
 """The socket side of uploads: registration, chunks, acknowledgements and cleanup.
 
 The session hands it decoded messages and frames; it validates as early as it can and drives
-the view's ``UploadManager``. Chunks are written on the event loop: a thread hop per chunk costs
-more than the write itself.
+the view's ``UploadManager``. Chunks are checked on the event loop and queued to the entry's
+``Spool``, which writes and hashes them on a worker thread and reports back what is written.
 """
 
 from __future__ import annotations

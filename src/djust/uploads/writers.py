@@ -17,7 +17,7 @@ _ORPHAN = re.compile(rf"{re.escape(PREFIX)}(\d+)-.*{re.escape(SUFFIX)}")
 
 
 class UploadWriter(Protocol):
-    """Receives one entry's bytes in order. Called on the event loop: ``write`` must be quick."""
+    """Receives one entry's bytes in order, on a worker thread (``open`` on the event loop)."""
 
     path: str | None
 
