@@ -16,4 +16,13 @@ DJUST = {
     "UPLOAD_DIR": str(STATE_DIR / "uploads"),
     "UPLOAD_STALL_TIMEOUT": float(os.environ.get("TEST_STALL_TIMEOUT", "30")),
 }
+# Lower limits for servers that tests start with ``make_server(TEST_...="...")``.
+_LIMITS = {
+    "TEST_MAX_FPS": "MAX_FRAMES_PER_SECOND",
+    "TEST_MAX_REGISTRATIONS": "MAX_REGISTRATIONS_PER_MINUTE",
+    "TEST_MAX_CONNECTION_BYTES": "MAX_UPLOAD_BYTES_PER_CONNECTION",
+    "TEST_UPLOAD_WINDOW": "UPLOAD_WINDOW",
+    "TEST_MAX_FRAME_SIZE": "MAX_FRAME_SIZE",
+}
+DJUST.update({key: int(os.environ[env]) for env, key in _LIMITS.items() if env in os.environ})
 LOGGING = {"version": 1, "disable_existing_loggers": False}

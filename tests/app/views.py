@@ -1,12 +1,14 @@
 """Views made for tests: every kind of handler, and upload slots with small limits."""
 
 import asyncio
+import errno
 import time
 
 from django.core.files.storage import default_storage
 
 from djust import LiveView, event_handler
 from djust.uploads import UploadMixin
+from djust.uploads.writers import TempFileWriter
 
 
 class EventsView(LiveView):
@@ -75,6 +77,40 @@ class WhoAmIView(LiveView):
         self.q = request.GET.get("q", "")
 
 
+class DiskFullWriter(TempFileWriter):
+    """A temp file on a disk that fills up after ``capacity`` bytes."""
+
+    capacity = 40_000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = 0
+
+    def write(self, data: memoryview) -> None:
+        room = self.capacity - self.written
+        if len(data) > room:
+            super().write(data[: max(room, 0)])
+            self.written = self.capacity
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().write(data)
+        self.written += len(data)
+
+
+class FullOnCloseWriter(TempFileWriter):
+    """Writes fine; flushing at ``close`` fails as a full disk or a lost storage service would."""
+
+    aborting = False
+
+    def close(self) -> None:
+        super().close()
+        if not self.aborting:  # abort() closes too, to discard the file
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def abort(self) -> None:
+        self.aborting = True
+        super().abort()
+
+
 class UploadsView(LiveView, UploadMixin):
     """Slots with small limits for the integration tests."""
 
@@ -94,6 +130,8 @@ class UploadsView(LiveView, UploadMixin):
         self.allow_upload("images", accept="image/*", max_entries=2, max_file_size=200_000)
         self.allow_upload("svg", accept=".svg", allow_active_content=True, max_file_size=10_000)
         self.allow_upload("big", max_file_size=2 * 1024**3)  # for bench/run.py
+        self.allow_upload("fails", max_entries=2, chunk_size=16 * 1024, writer=DiskFullWriter)
+        self.allow_upload("fails_close", chunk_size=16 * 1024, writer=FullOnCloseWriter)
         self.saved = []
 
     @event_handler

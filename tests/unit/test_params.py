@@ -187,3 +187,9 @@ def test_kwargs_does_not_take_names_that_are_not_identifiers() -> None:
 def test_self_is_not_a_parameter() -> None:
     with pytest.raises(BadParams):
         bind(View().defaults, {"self": "x"})
+
+
+def test_kwargs_does_not_take_self_either() -> None:
+    # Passed on, it would collide with the bound instance: a TypeError in the call.
+    with pytest.raises(BadParams):
+        bind(View().kwargs, {"self": "x"})

@@ -220,6 +220,13 @@ def test_server_messages_are_compact_utf8_json() -> None:
     assert encode({"t": "render", "html": "é"}) == '{"t":"render","html":"é"}'
 
 
+def test_a_lone_surrogate_echoed_from_the_client_is_escaped() -> None:
+    # A client can send "\ud800" in JSON; echoed raw, it could not be sent as UTF-8.
+    message = {"t": "upload_error", "ref": "\ud800", "file": "é"}
+    text = encode(message)
+    assert text.isascii() and json.loads(text) == message
+
+
 # -- refs ----------------------------------------------------------------------------------
 
 
