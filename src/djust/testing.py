@@ -356,7 +356,11 @@ class LiveViewTestClient:
                 get_asgi_application(), "/" + conf.get("WS_PATH"), headers
             )
             live = LiveClient(transport)
-            await live.mount(token)
+            try:
+                await live.mount(token)
+            except BaseException:
+                await live.close()
+                raise
             return live
 
         session = LiveViewSession(self, self._run(connect()))
