@@ -17,6 +17,11 @@ class CounterView(LiveView):
         self.count = 0
         self.greeting = ""
         self.query = ""
+        self.step = 1
+
+    @event_handler
+    def set_step(self, value: int = 1, **kwargs):
+        self.step = value
 
     @event_handler
     def increment(self, by: int = 1, **kwargs):

@@ -57,6 +57,14 @@ def test_click_updates_count(counter):
     expect(counter.locator("#count")).to_have_text("3")
 
 
+def test_change_on_a_select_sends_its_value_and_re_renders(counter):
+    counter.select_option("#step", "10")
+    expect(counter.locator("#inc-step")).to_have_text("+10")
+    counter.click("#inc-step")
+    expect(counter.locator("#count")).to_have_text("10")
+    expect(counter.locator("#step")).to_have_value("10")  # the morph kept the choice
+
+
 def test_confirm_accepted_sends_value(counter):
     messages = []
 
