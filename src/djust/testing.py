@@ -294,6 +294,7 @@ class LiveClient:
             message = await self.wait_for(ended)
             if message["t"] == "upload_ack":
                 acked = message["offset"]
+                window = message.get("window", window)
                 result.acks.append(acked)
             elif message["t"] == "upload_complete":
                 result.status = "complete"

@@ -615,7 +615,9 @@ def test_acks_increase_and_keep_a_windowed_sender_moving(live):
             assert message["t"] != "upload_error", message
             if message["t"] == "upload_complete":
                 break
-            acks.append(message["offset"])
+            window = message.get("window", window)  # opened once the first bytes pass
+            if message["offset"] > acked:
+                acks.append(message["offset"])
             acked = message["offset"]
         assert acks == sorted(set(acks)) and acks[-1] == len(data)
         assert all(0 < b - a <= window for a, b in zip([0, *acks], acks, strict=False))
@@ -623,6 +625,33 @@ def test_acks_increase_and_keep_a_windowed_sender_moving(live):
         assert len(data) > window  # the window really limited the sender
         rows = saved((await client.event("save"))["html"])
         assert sha256((live.server.media_dir / rows[0][0]).read_bytes()) == sha256(data)
+
+    live.run(body())
+
+
+def test_the_first_window_is_four_chunks_so_a_renamed_program_costs_little(live):
+    async def body():
+        client = await live.connect()
+        chunk_size = client.uploads["any"]["chunk_size"]
+        reply = await client.register("any", "photo.jpg", 3_000_000, "image/jpeg")
+        assert reply["window"] == 4 * chunk_size
+        program = b"MZ" + bytes(4 * chunk_size - 2)
+        for offset in range(0, len(program), chunk_size):
+            await send_chunk(client, reply["ref"], offset, program[offset : offset + chunk_size])
+        error = await outcome(client, reply["ref"])
+        assert (error["t"], error["code"]) == ("upload_error", "content_mismatch")
+
+    live.run(body())
+
+
+def test_the_full_window_opens_once_the_first_bytes_pass(live):
+    async def body():
+        client = await live.connect()
+        chunk_size = client.uploads["any"]["chunk_size"]
+        ref = await registered(client, "any", "photo.png", 3_000_000, "image/png")
+        await send_chunk(client, ref, 0, b"\x89PNG\r\n\x1a\n" + bytes(chunk_size - 8))
+        ack = await client.wait_for(lambda m: m.get("ref") == ref and "window" in m)
+        assert ack["t"] == "upload_ack" and ack["window"] > 4 * chunk_size
 
     live.run(body())
 

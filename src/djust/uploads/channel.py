@@ -49,17 +49,21 @@ if TYPE_CHECKING:
 # Enough leading bytes to recognise markup that a browser would run.
 ACTIVE_HEAD = 256
 MAX_RAW_NAME = 4096
+# Until the first bytes pass the content checks, the window is this many chunks: a renamed
+# program costs the server a few chunks, not a full window.
+FIRST_WINDOW_CHUNKS = 4
 
 
 class _Transfer:
     """Per-entry socket state: validation of the first bytes and the acknowledgement cadence."""
 
-    __slots__ = ("ack_every", "acked", "head", "last_seen", "sniffer")
+    __slots__ = ("ack_every", "acked", "head", "last_seen", "sniffer", "window")
 
-    def __init__(self, entry: UploadEntry, window: int) -> None:
+    def __init__(self, entry: UploadEntry, window: int, chunk_size: int) -> None:
         self.sniffer: ContentSniffer | None = ContentSniffer(entry.client_name, entry.client_type)
         self.head: bytearray | None = bytearray()
         self.acked = 0
+        self.window = min(window, FIRST_WINDOW_CHUNKS * chunk_size)
         # A quarter window keeps the sender busy; every 1 % keeps progress bars moving.
         self.ack_every = max(1, min(window // 4, entry.client_size // 100))
         self.last_seen = time.monotonic()
@@ -127,7 +131,8 @@ class UploadChannel:
             except DjustError as error:
                 await self._fail(entry, error)
                 return
-        await self.session.send({"t": "upload_registered", "ref": ref, "window": self.window})
+        window = self.transfers[ref].window if ref in self.transfers else self.window
+        await self.session.send({"t": "upload_registered", "ref": ref, "window": window})
         if entry.complete:
             await self._completed(entry)
         else:
@@ -189,7 +194,7 @@ class UploadChannel:
         except Exception as exc:
             raise WriteFailed(f"cannot store {client_name}: {exc}") from None
         self.manager.add(entry)
-        self.transfers[ref] = _Transfer(entry, self.window)
+        self.transfers[ref] = _Transfer(entry, self.window, config.chunk_size)
         self.reserved += size
         process_bytes.add(size)
         return entry
@@ -229,6 +234,17 @@ class UploadChannel:
         transfer.last_seen = time.monotonic()
         if entry.received == entry.client_size:
             entry.writer.close()
+        elif transfer.sniffer is None and transfer.window < self.window:
+            # The content passed its checks: open the full window.
+            transfer.window = self.window
+            await self.session.send(
+                {
+                    "t": "upload_ack",
+                    "ref": entry.ref,
+                    "offset": transfer.acked,
+                    "window": self.window,
+                }
+            )
 
     # -- the writer thread's reports (on the event loop) -------------------------------
 
@@ -278,9 +294,10 @@ class UploadChannel:
                 f"({'duplicate or overlap' if chunk.offset < entry.received else 'gap'})"
             )
         # The client may not have more than a window unacknowledged when it sends a chunk.
-        if chunk.offset + size - self.transfers[entry.ref].acked > self.window:
+        window = self.transfers[entry.ref].window
+        if chunk.offset + size - self.transfers[entry.ref].acked > window:
             raise WindowExceeded(
-                f"{entry.client_name}: more than {self.window} unacknowledged bytes in flight"
+                f"{entry.client_name}: more than {window} unacknowledged bytes in flight"
             )
         if entry.received + size > entry.client_size:
             raise SizeMismatch(
