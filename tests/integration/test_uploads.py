@@ -644,6 +644,32 @@ def test_the_first_window_is_four_chunks_so_a_renamed_program_costs_little(live)
     live.run(body())
 
 
+def test_a_client_that_keeps_the_first_window_still_finishes(live):
+    data = os.urandom(1_000_000)
+
+    async def body():
+        client = await live.connect()
+        chunk_size = client.uploads["any"]["chunk_size"]
+        reply = await client.register("any", "steady.bin", len(data))
+        ref, window = reply["ref"], reply["window"]  # never widened: acks must still come
+        sent = acked = 0
+        while True:
+            while sent < len(data) and min(sent + chunk_size, len(data)) - acked <= window:
+                end = min(sent + chunk_size, len(data))
+                await send_chunk(client, ref, sent, data[sent:end])
+                sent = end
+            message = await client.wait_for(
+                lambda m: m.get("ref") == ref and m["t"] in ("upload_ack", "upload_complete")
+            )
+            if message["t"] == "upload_complete":
+                break
+            acked = message["offset"]
+        rows = saved((await client.event("save"))["html"])
+        assert sha256((live.server.media_dir / rows[0][0]).read_bytes()) == sha256(data)
+
+    live.run(body())
+
+
 def test_the_full_window_opens_once_the_first_bytes_pass(live):
     async def body():
         client = await live.connect()

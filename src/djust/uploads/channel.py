@@ -57,16 +57,21 @@ FIRST_WINDOW_CHUNKS = 4
 class _Transfer:
     """Per-entry socket state: validation of the first bytes and the acknowledgement cadence."""
 
-    __slots__ = ("ack_every", "acked", "head", "last_seen", "sniffer", "window")
+    __slots__ = ("ack_every", "acked", "head", "last_seen", "size", "sniffer", "window")
 
     def __init__(self, entry: UploadEntry, window: int, chunk_size: int) -> None:
         self.sniffer: ContentSniffer | None = ContentSniffer(entry.client_name, entry.client_type)
         self.head: bytearray | None = bytearray()
         self.acked = 0
-        self.window = min(window, FIRST_WINDOW_CHUNKS * chunk_size)
-        # A quarter window keeps the sender busy; every 1 % keeps progress bars moving.
-        self.ack_every = max(1, min(window // 4, entry.client_size // 100))
+        self.size = entry.client_size
+        self.resize(min(window, FIRST_WINDOW_CHUNKS * chunk_size))
         self.last_seen = time.monotonic()
+
+    def resize(self, window: int) -> None:
+        """Set the window; acks come every quarter of it (the sender never waits on a full one)
+        and at least every 1 % of the file (progress bars keep moving)."""
+        self.window = window
+        self.ack_every = max(1, min(window // 4, self.size // 100))
 
 
 class _ProcessBytes:
@@ -236,7 +241,7 @@ class UploadChannel:
             entry.writer.close()
         elif transfer.sniffer is None and transfer.window < self.window:
             # The content passed its checks: open the full window.
-            transfer.window = self.window
+            transfer.resize(self.window)
             await self.session.send(
                 {
                     "t": "upload_ack",

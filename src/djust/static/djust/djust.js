@@ -313,6 +313,7 @@
 
   /* --------------------------------------------------------------- uploads */
 
+  const READ_SIZE = 1024 * 1024; // bytes read from the file at a time, per upload
   const MAX_STREAMING = 3; // per connection, unless the server allows fewer
 
   function accepts(accept, file) {
@@ -512,6 +513,7 @@
           break;
         case "upload_ack":
           entry.acked = m.offset;
+          if (m.window) entry.window = m.window; // opened once the first bytes passed
           this.setProgress(entry, entry.size ? Math.floor((m.offset * 100) / entry.size) : 100);
           this.pump(entry);
           break;
@@ -539,18 +541,47 @@
     }
 
     // Send chunks while the bytes in flight stay within the server's window.
-    pump(entry) {
-      while (entry.status === "uploading" && entry.sent < entry.size) {
-        const end = Math.min(entry.sent + entry.chunkSize, entry.size);
-        if (end - entry.acked > entry.window) break; // the server enforces the window
-        const header = new ArrayBuffer(HEADER_SIZE);
-        const view = new DataView(header);
-        view.setUint8(0, FRAME_CHUNK);
-        view.setUint32(1, Number(entry.ref));
-        view.setBigUint64(5, BigInt(entry.sent));
-        // A Blob of header + file slice: the browser reads the file itself, never all at once.
-        this.live.sendBinary(new Blob([header, entry.file.slice(entry.sent, end)]));
-        entry.sent = end;
+    // Send chunks while the bytes in flight stay within the server's window. The file is read
+    // in slices of READ_SIZE (never whole); each frame is an ArrayBuffer cut from the slice,
+    // because a Blob per frame costs the browser an asynchronous read for every 64 KiB.
+    async pump(entry) {
+      if (entry.pumping) return; // the running pump sees the new ack after its read
+      entry.pumping = true;
+      try {
+        while (entry.status === "uploading" && entry.sent < entry.size) {
+          const end = Math.min(entry.sent + entry.chunkSize, entry.size);
+          if (end - entry.acked > entry.window) break; // the server enforces the window
+          if (!entry.slice || end > entry.sliceEnd) {
+            const stop = Math.min(entry.size, entry.sent + Math.max(READ_SIZE, entry.chunkSize));
+            const bytes = await entry.file.slice(entry.sent, stop).arrayBuffer();
+            entry.slice = new Uint8Array(bytes);
+            entry.sliceStart = entry.sent;
+            entry.sliceEnd = stop;
+            continue; // status and acks may have changed while reading
+          }
+          const frame = new Uint8Array(HEADER_SIZE + end - entry.sent);
+          const view = new DataView(frame.buffer);
+          view.setUint8(0, FRAME_CHUNK);
+          view.setUint32(1, Number(entry.ref));
+          view.setBigUint64(5, BigInt(entry.sent));
+          frame.set(entry.slice.subarray(entry.sent - entry.sliceStart, end - entry.sliceStart), HEADER_SIZE);
+          this.live.sendBinary(frame);
+          entry.sent = end;
+        }
+      } catch (error) {
+        // The file became unreadable (moved, permissions): fail this upload, keep the others.
+        if (entry.status === "uploading") {
+          this.live.send({ t: "upload_cancel", ref: entry.ref });
+          entry.status = "error";
+          entry.error = "the file could not be read";
+          this.report(entry, true);
+          this.fail(entry, "read_failed", entry.name + " could not be read: " + error);
+          this.settled();
+          this.schedule();
+        }
+      } finally {
+        entry.pumping = false;
+        if (entry.sent >= entry.size || entry.status !== "uploading") entry.slice = null;
       }
     }
 
