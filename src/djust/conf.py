@@ -23,7 +23,7 @@ DEFAULTS: dict[str, Any] = {
     # Uploads: where entries are written while they arrive (None: the system temp dir).
     "UPLOAD_DIR": None,
     # Unacknowledged bytes a client may have in flight per upload.
-    "UPLOAD_WINDOW": 2 * 1024 * 1024,
+    "UPLOAD_WINDOW": 8 * 1024 * 1024,
     # Uploads a connection may stream at once; further registrations wait their turn.
     "MAX_CONCURRENT_UPLOADS": 4,
     # Upload registrations a connection may make per minute.

@@ -42,6 +42,7 @@ window.addEventListener("djust:connected", () => { window.__connected = true; })
     } else {
       const size = data.size !== undefined ? data.size : data.byteLength;
       window.__sent.push({ t: "binary", size: size });
+      if (window.__holdChunks) return undefined; // a test holds the upload mid-way
     }
     return send.call(this, data);
   };
@@ -357,8 +358,11 @@ def test_cancel_from_the_progress_item_drops_the_upload(live_page, server, tmp_p
     log_in(page, server)
     temp_before = set(server.temp_files())
 
+    # Chunks stay in the page, so the upload is registered but cannot finish before the click.
+    page.evaluate("window.__holdChunks = true")
     page.set_input_files("input[dj-upload=files]", big)
     item = progress_item(page, name)
+    expect(item).to_have_attribute("data-status", "uploading")
     item.locator(".upload-cancel").click()
 
     expect(item).to_have_count(0)

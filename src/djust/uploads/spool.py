@@ -19,20 +19,26 @@ from typing import Any
 
 from djust.uploads.writers import UploadWriter
 
-_executor: ThreadPoolExecutor | None = None
+_executors: dict[str, ThreadPoolExecutor] = {}
 _executor_lock = threading.Lock()
 WORKERS = 4
 
 _WRITE, _CLOSE, _ABORT = 0, 1, 2
 
 
-def executor() -> ThreadPoolExecutor:
-    """The process's upload writer threads, made on first use."""
-    global _executor
+def executor(role: str = "writer") -> ThreadPoolExecutor:
+    """The process's upload ``writer`` (or ``hasher``) threads, made on first use."""
     with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="djust-upload-writer")
-        return _executor
+        if role not in _executors:
+            _executors[role] = ThreadPoolExecutor(
+                WORKERS, thread_name_prefix=f"djust-upload-{role}"
+            )
+        return _executors[role]
+
+
+def _update(digest: Any, chunks: list[Any]) -> None:
+    for chunk in chunks:
+        digest.update(chunk)
 
 
 class Spool:
@@ -118,11 +124,14 @@ class Spool:
                 batch = list(self._ops)
                 self._ops.clear()
             wrote = False
+            # Hashing and writing both release the GIL: the batch is hashed on another thread
+            # while this one writes it (the hash of the next batch waits for this one).
+            chunks = [data for kind, data in batch if kind == _WRITE]
+            hashing = executor("hasher").submit(_update, self._hash, chunks) if chunks else None
             try:
                 for kind, data in batch:
                     if kind == _WRITE:
                         self.inner.write(data)
-                        self._hash.update(data)
                         self.written += len(data)
                         wrote = True
                     elif kind == _CLOSE:
@@ -130,11 +139,17 @@ class Spool:
                             self._post(self._on_written, self.written)
                             wrote = False
                         self.inner.close()
+                        if hashing is not None:
+                            hashing.result()
                         self._post(self._on_closed, self._hash.hexdigest())
                     else:
                         self.inner.abort()
                         wrote = False
+                if hashing is not None:
+                    hashing.result()
             except Exception as exc:
+                if hashing is not None:
+                    hashing.result()
                 with self._lock:
                     self._stopped = True
                     self._ops.clear()

@@ -314,6 +314,9 @@
   /* --------------------------------------------------------------- uploads */
 
   const READ_SIZE = 1024 * 1024; // bytes read from the file at a time, per upload
+  // Measured in Chromium: small frames go faster as ArrayBuffers cut from one read, large ones
+  // as Blobs the browser reads itself (docs/performance.md).
+  const BLOB_FRAME_MIN = 256 * 1024;
   const MAX_STREAMING = 3; // per connection, unless the server allows fewer
 
   function accepts(accept, file) {
@@ -551,6 +554,11 @@
         while (entry.status === "uploading" && entry.sent < entry.size) {
           const end = Math.min(entry.sent + entry.chunkSize, entry.size);
           if (end - entry.acked > entry.window) break; // the server enforces the window
+          if (entry.chunkSize >= BLOB_FRAME_MIN) {
+            this.live.sendBinary(new Blob([this.header(entry), entry.file.slice(entry.sent, end)]));
+            entry.sent = end;
+            continue;
+          }
           if (!entry.slice || end > entry.sliceEnd) {
             const stop = Math.min(entry.size, entry.sent + Math.max(READ_SIZE, entry.chunkSize));
             const bytes = await entry.file.slice(entry.sent, stop).arrayBuffer();
@@ -560,10 +568,7 @@
             continue; // status and acks may have changed while reading
           }
           const frame = new Uint8Array(HEADER_SIZE + end - entry.sent);
-          const view = new DataView(frame.buffer);
-          view.setUint8(0, FRAME_CHUNK);
-          view.setUint32(1, Number(entry.ref));
-          view.setBigUint64(5, BigInt(entry.sent));
+          frame.set(new Uint8Array(this.header(entry)));
           frame.set(entry.slice.subarray(entry.sent - entry.sliceStart, end - entry.sliceStart), HEADER_SIZE);
           this.live.sendBinary(frame);
           entry.sent = end;
@@ -583,6 +588,16 @@
         entry.pumping = false;
         if (entry.sent >= entry.size || entry.status !== "uploading") entry.slice = null;
       }
+    }
+
+    // The 13-byte chunk frame header: type, ref, offset (docs/protocol.md, section 5).
+    header(entry) {
+      const header = new ArrayBuffer(HEADER_SIZE);
+      const view = new DataView(header);
+      view.setUint8(0, FRAME_CHUNK);
+      view.setUint32(1, Number(entry.ref));
+      view.setBigUint64(5, BigInt(entry.sent));
+      return header;
     }
 
     setProgress(entry, progress) {
