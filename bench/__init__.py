@@ -1,0 +1,1 @@
+"""Benchmarks of djust's upload path (``bench/run.py``); not part of the test suite."""

@@ -1,0 +1,42 @@
+"""The bench server's ASGI app: djust's (HTTP and its socket) plus a raw WebSocket sink.
+
+The sink at ``/bench/sink/`` is the transport ceiling: it takes every message and counts its
+bytes, nothing else; a text message ``"end"`` is answered with the count so far.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+
+from djust.asgi import get_asgi_application
+
+SINK_PATH = "/bench/sink/"
+
+djust_app = get_asgi_application()
+
+
+async def sink(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    received = 0
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.connect":
+            await send({"type": "websocket.accept"})
+        elif kind == "websocket.receive":
+            data = message.get("bytes")
+            if data is not None:
+                received += len(data)
+            elif message.get("text") == "end":
+                await send({"type": "websocket.send", "text": str(received)})
+        elif kind == "websocket.disconnect":
+            return
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "websocket" and scope["path"] == SINK_PATH:
+        await sink(scope, receive, send)
+    else:
+        await djust_app(scope, receive, send)

@@ -1,0 +1,13 @@
+"""Settings for the benchmark server: the test project plus the bench-only pages and routes.
+
+Served by ``manage.py djust_serve`` like the test server, so djust, the raw WebSocket sink and
+the plain Django POST view all run in one uvicorn process with the same options.
+"""
+
+from tests.settings import *  # noqa: F403
+
+ROOT_URLCONF = "bench.urls"
+ASGI_APPLICATION = "bench.asgi.application"
+# Django's defaults for request bodies and multipart uploads are kept on purpose (files above
+# 2.5 MB go to a temp file through TemporaryFileUploadHandler); only logging is quieter.
+LOGGING = {"version": 1, "disable_existing_loggers": False}
