@@ -177,12 +177,6 @@ class BadSize(UploadError):
     code = "bad_size"
 
 
-class UploadCancelled(UploadError):
-    """The upload was cancelled."""
-
-    code = "cancelled"
-
-
 class WriteFailed(UploadError):
     """The server could not store the upload (disk full or storage failure)."""
 
