@@ -57,12 +57,22 @@ FIRST_WINDOW_CHUNKS = 4
 class _Transfer:
     """Per-entry socket state: validation of the first bytes and the acknowledgement cadence."""
 
-    __slots__ = ("ack_every", "acked", "head", "last_seen", "size", "sniffer", "window")
+    __slots__ = (
+        "ack_every",
+        "acked",
+        "chunk_size",
+        "head",
+        "last_seen",
+        "size",
+        "sniffer",
+        "window",
+    )
 
     def __init__(self, entry: UploadEntry, window: int, chunk_size: int) -> None:
         self.sniffer: ContentSniffer | None = ContentSniffer(entry.client_name, entry.client_type)
         self.head: bytearray | None = bytearray()
         self.acked = 0
+        self.chunk_size = chunk_size
         self.size = entry.client_size
         self.resize(min(window, FIRST_WINDOW_CHUNKS * chunk_size))
         self.last_seen = time.monotonic()
@@ -136,7 +146,7 @@ class UploadChannel:
             except DjustError as error:
                 await self._fail(entry, error)
                 return
-        window = self.transfers[ref].window if ref in self.transfers else self.window
+        window = self.transfers[ref].window
         await self.session.send({"t": "upload_registered", "ref": ref, "window": window})
         if entry.complete:
             await self._completed(entry)
@@ -223,7 +233,7 @@ class UploadChannel:
         transfer = self.transfers[chunk.ref]
         data = chunk.data
         try:
-            self._check_chunk(entry, chunk)
+            self._check_chunk(entry, transfer, chunk)
             if transfer.sniffer is not None:
                 self._check_head(
                     entry, transfer, data, final=entry.received + len(data) == entry.client_size
@@ -286,9 +296,9 @@ class UploadChannel:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _check_chunk(self, entry: UploadEntry, chunk: Chunk) -> None:
+    def _check_chunk(self, entry: UploadEntry, transfer: _Transfer, chunk: Chunk) -> None:
         size = len(chunk.data)
-        chunk_size = self.manager.slots[entry.upload_name].config.chunk_size
+        chunk_size = transfer.chunk_size
         if size == 0:
             raise BadFrame("empty chunk")
         if size > chunk_size:
@@ -299,8 +309,8 @@ class UploadChannel:
                 f"({'duplicate or overlap' if chunk.offset < entry.received else 'gap'})"
             )
         # The client may not have more than a window unacknowledged when it sends a chunk.
-        window = self.transfers[entry.ref].window
-        if chunk.offset + size - self.transfers[entry.ref].acked > window:
+        window = transfer.window
+        if chunk.offset + size - transfer.acked > window:
             raise WindowExceeded(
                 f"{entry.client_name}: more than {window} unacknowledged bytes in flight"
             )
