@@ -464,6 +464,27 @@ def markdown(results: dict[str, Any]) -> str:
             + "."
         )
         w("")
+    disk = results.get("disk")
+    if disk:
+        w(f"## Writing a {_size(disk['mib'])} file to disk")
+        w("")
+        w(
+            "djust's `TempFileWriter` alone, in 1 MiB page-aligned blocks (as the upload path "
+            f"hands them over), median of {disk['runs']} runs: CPU of the writing thread and "
+            "MB/s. *Cold*: after 3 s idle, by which time this VM has returned the memory of the "
+            "last deleted file to its host (free page reporting), so that cached writes fault "
+            "every page in again; between uploads this is the usual case. *Warm*: right after "
+            "another file of the same size was written and deleted. djust writes files declared "
+            "at least `DJUST['UPLOAD_DIRECT_IO']` bytes (16 MiB) with O_DIRECT."
+        )
+        w("")
+        w("| writes | memory | CPU s/GiB | MB/s |")
+        w("|---|---|---|---|")
+        for memory in ("cold", "warm"):
+            for mode, label in (("cached", "page cache"), ("direct", "O_DIRECT")):
+                row = disk[f"{mode}/{memory}"]
+                w(f"| {label} | {memory} | {row['cpu_s_per_gib']:.2f} | {_f(row['mb_s'])} |")
+        w("")
     w("## Method notes")
     w("")
     w(

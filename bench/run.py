@@ -14,7 +14,8 @@ Starts the servers on 127.0.0.1 and measures the same files through
 For each: MB/s (median), server CPU seconds per GiB, server peak RSS growth and the ping round
 trip of a second, idle connection during the upload and the consume. Then Chromium (dj-upload
 against a fetch POST), a renamed 1 GiB .exe, ten concurrent uploads and a py-spy profile of the
-djust server at 1 GiB. Every stored file is checked byte-identical (SHA-256).
+djust server at 1 GiB, and the cost of the disk writes themselves (through the page cache and
+with O_DIRECT). Every stored file is checked byte-identical (SHA-256).
 
 Writes docs/performance.md and bench/results.json. Not part of the test suite.
 """
@@ -28,6 +29,7 @@ import contextlib
 import datetime
 import json
 import math
+import mmap
 import os
 import platform
 import re
@@ -193,6 +195,56 @@ async def measure_one(
 
 
 # -- sections ------------------------------------------------------------------------------
+
+
+def _write_file(directory: Path, mib: int, *, direct: bool) -> dict[str, float]:
+    """``mib`` MiB in 1 MiB page-aligned blocks through djust's TempFileWriter; then deleted."""
+    from djust.uploads.writers import TempFileWriter
+
+    block = mmap.mmap(-1, MIB)
+    block.write(os.urandom(MIB))
+    writer = TempFileWriter(directory, direct=direct)
+    writer.open()
+    started, cpu = time.monotonic(), time.thread_time()
+    with memoryview(block) as view:
+        for _ in range(mib):
+            writer.write(view)
+        writer.close()
+    seconds, cpu = time.monotonic() - started, time.thread_time() - cpu
+    stayed_direct = writer.direct
+    writer.abort()  # removes the file
+    block.close()
+    return {
+        "mb_s": mib * MIB / seconds / 1e6,
+        "cpu_s_per_gib": cpu * 1024 / mib,
+        "direct": stayed_direct,
+    }
+
+
+def disk_section(directory: Path, mib: int, runs: int) -> dict[str, Any]:
+    """Cached against O_DIRECT writes of one file, into warm and into cold memory.
+
+    "Cold": after 3 s idle, when this VM has handed the memory freed by the last deleted file
+    back to the host (free page reporting) and the next page-cache writes fault it in again.
+    "Warm": right after writing and deleting a file of the same size.
+    """
+    out: dict[str, Any] = {"mib": mib, "runs": runs}
+    for memory in ("cold", "warm"):
+        for mode in ("cached", "direct"):
+            rows = []
+            for _ in range(runs):
+                if memory == "cold":
+                    time.sleep(3)
+                else:
+                    _write_file(directory, mib, direct=False)
+                rows.append(_write_file(directory, mib, direct=mode == "direct"))
+            out[f"{mode}/{memory}"] = {
+                "mb_s": statistics.median(r["mb_s"] for r in rows),
+                "cpu_s_per_gib": statistics.median(r["cpu_s_per_gib"] for r in rows),
+                "direct": all(r["direct"] for r in rows),
+            }
+            log(f"  {mode} writes, {memory} memory: {out[f'{mode}/{memory}']}")
+    return out
 
 
 async def click_latency(server: BenchServer, n: int = 200) -> list[float]:
@@ -726,6 +778,8 @@ def main() -> None:
             "runs": {str(k): v for k, v in args.runs.items()},
             "peer_runs": {str(k): v for k, v in args.peer_runs.items()},
         }
+        log("disk writes: cached and O_DIRECT")
+        results["disk"] = disk_section(tmp, max(sizes), 3 if not args.quick else 1)
         results["djust"] = asyncio.run(ours(args, files, extra))
         if not args.skip_peer:
             log("djust 1.2.6")

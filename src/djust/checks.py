@@ -46,6 +46,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         messages.append(
             checks.Error("DJUST['MAX_CONCURRENT_UPLOADS'] must be at least 1.", id="djust.E004")
         )
+    direct = conf.get("UPLOAD_DIRECT_IO")
+    if direct is not None and (isinstance(direct, bool) or not isinstance(direct, int)):
+        messages.append(
+            checks.Error(
+                f"DJUST['UPLOAD_DIRECT_IO'] must be a size in bytes or None, not {direct!r}.",
+                id="djust.E005",
+            )
+        )
     if conf.get("UPLOAD_STALL_TIMEOUT") <= 0:
         messages.append(
             checks.Warning(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import html as html_lib
 import json
@@ -679,6 +680,47 @@ def test_the_full_window_opens_once_the_first_bytes_pass(live):
         await send_chunk(client, ref, 0, b"\x89PNG\r\n\x1a\n" + bytes(chunk_size - 8))
         ack = await client.wait_for(lambda m: m.get("ref") == ref and "window" in m)
         assert ack["t"] == "upload_ack" and ack["window"] > 4 * chunk_size
+
+    live.run(body())
+
+
+def temp_file_flags(server: Any, name: str) -> int:
+    """The open flags of the server's descriptor for the temp file ``name`` (from /proc)."""
+    fds = Path(f"/proc/{server.process.pid}/fd")
+    for fd in fds.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if os.readlink(fd).endswith(name):
+                info = Path(f"/proc/{server.process.pid}/fdinfo/{fd.name}").read_text()
+                return int(re.search(r"flags:\s+([0-7]+)", info)[1], 8)
+    raise AssertionError(f"the server has no descriptor for {name}")
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="O_DIRECT is Linux's")
+@pytest.mark.parametrize(("size", "direct"), [(16 * 1024**2, True), (16 * 1024**2 - 1, False)])
+def test_uploads_from_upload_direct_io_bytes_up_bypass_the_page_cache(live, size, direct):
+    async def body():
+        client = await live.connect()
+        before = set(live.server.temp_files())
+        ref = await registered(client, "big", unique("large.bin"), size)
+        await send_chunk(client, ref, 0, os.urandom(65536))
+        await client.ping()
+        temp = new_temp_file(live.server, before)
+        assert bool(temp_file_flags(live.server, temp) & os.O_DIRECT) is direct
+
+    live.run(body())
+
+
+def test_a_large_file_of_odd_size_is_stored_byte_identical(live):
+    data = os.urandom(20 * 1024**2 + 4097)  # written around the page cache, then its tail
+
+    async def body():
+        client = await live.connect()
+        result = await client.upload("big", unique("odd.bin"), data)
+        assert result.status == "complete", result
+        rows = saved((await client.event("save", slot="big"))["html"])
+        stored = live.server.media_dir / rows[0][0]
+        assert (rows[0][1], rows[0][2]) == (sha256(data), len(data))
+        assert stored.read_bytes() == data
 
     live.run(body())
 

@@ -7,7 +7,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from djust.uploads.spool import Spool
+import pytest
+
+from djust.uploads.spool import BLOCK, Spool
 from djust.uploads.writers import TempFileWriter
 
 
@@ -129,3 +131,82 @@ def test_an_empty_file_closes_at_once_with_the_empty_digest(tmp_path: Path) -> N
         return spool.close_empty()
 
     assert asyncio.run(body()) == hashlib.sha256(b"").hexdigest()
+
+
+class Recording(TempFileWriter):
+    """Notes the size of every write, and whether it kept the view it was given."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.sizes: list[int] = []
+        self.views: list[memoryview] = []
+
+    def write(self, data) -> None:
+        self.sizes.append(len(data))
+        self.views.append(data)
+        super().write(data)
+
+
+def run_spool(writer, pieces, *, flush_every: int = BLOCK, flush_after: int | None = None):
+    """Feed ``pieces`` through a spool (``flush()`` after piece ``flush_after``), then close."""
+
+    async def body() -> Reports:
+        reports = Reports()
+        spool = Spool(
+            writer,
+            on_written=lambda v: (reports.written.append(v), reports.event.set()),
+            on_closed=lambda v: (reports.closed.append(v), reports.event.set()),
+            on_failed=lambda v: (reports.failed.append(v), reports.event.set()),
+            flush_every=flush_every,
+        )
+        spool.open()
+        for index, piece in enumerate(pieces):
+            spool.write(piece)
+            if index == flush_after:
+                spool.flush()
+                await reports.wait(lambda: reports.written)
+        spool.close()
+        await reports.wait(lambda: reports.closed or reports.failed)
+        return reports
+
+    return asyncio.run(body())
+
+
+def test_chunks_reach_the_writer_in_whole_blocks(tmp_path: Path) -> None:
+    data = os.urandom(3 * BLOCK + 5000)
+    writer = Recording(tmp_path)
+    pieces = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    reports = run_spool(writer, pieces)
+    assert writer.sizes == [BLOCK, BLOCK, BLOCK, 5000]
+    assert reports.written == [BLOCK, 2 * BLOCK, 3 * BLOCK, len(data)]
+    assert Path(writer.path).read_bytes() == data
+
+
+def test_blocks_go_out_as_soon_as_they_hold_flush_every_bytes(tmp_path: Path) -> None:
+    writer = Recording(tmp_path)
+    run_spool(writer, [b"a" * 1000] * 10, flush_every=2500)
+    assert writer.sizes == [3000, 3000, 3000, 1000]
+
+
+def test_flush_writes_a_partial_block_before_more_bytes_arrive(tmp_path: Path) -> None:
+    writer = Recording(tmp_path)
+    reports = run_spool(writer, [b"a" * 1000, b"b" * 1000, b"c" * 1000], flush_after=1)
+    assert reports.written[0] == 2000  # reported while the sender had nothing more to send
+    assert writer.sizes == [2000, 1000]
+    assert Path(writer.path).read_bytes() == b"a" * 1000 + b"b" * 1000 + b"c" * 1000
+
+
+def test_the_writer_gets_a_read_only_view_that_ends_with_the_call(tmp_path: Path) -> None:
+    writer = Recording(tmp_path)
+    run_spool(writer, [b"x" * 5000])
+    (view,) = writer.views
+    with pytest.raises(ValueError, match="released"):
+        bytes(view)  # a writer that keeps data must copy it during write()
+
+
+def test_blocks_are_page_aligned_for_direct_writes(tmp_path: Path) -> None:
+    writer = TempFileWriter(tmp_path, direct=True)
+    data = os.urandom(2 * BLOCK)
+    run_spool(writer, [data[i : i + 65536] for i in range(0, len(data), 65536)])
+    assert writer.direct  # no block made it fall back to cached writes
+    assert Path(writer.path).read_bytes() == data

@@ -83,6 +83,10 @@ class _Transfer:
         self.window = window
         self.ack_every = max(1, min(window // 4, self.size // 100))
 
+    def blocked(self, offset: int) -> bool:
+        """Whether a sender that has sent up to ``offset`` must wait for an ack to send more."""
+        return offset - self.acked + self.chunk_size > self.window
+
 
 class _ProcessBytes:
     """Bytes held by this process's unfinished and unconsumed uploads (handlers run on threads)."""
@@ -190,10 +194,12 @@ class UploadChannel:
         if process_bytes.value + size > self.max_process_bytes:
             raise QuotaExceeded("the server holds too many uploaded bytes; try again later")
         writer = Spool(
-            config.writer() if config.writer else TempFileWriter(),
+            config.writer() if config.writer else TempFileWriter(direct=self._direct(size)),
             on_written=functools.partial(self._on_written, ref),
             on_closed=functools.partial(self._on_closed, ref),
             on_failed=functools.partial(self._on_failed, ref),
+            # As often as the acks of the full window are due (progress moves as smoothly).
+            flush_every=min(self.window // 4, size // 100),
         )
         entry = UploadEntry(
             ref=ref,
@@ -213,6 +219,11 @@ class UploadChannel:
         self.reserved += size
         process_bytes.add(size)
         return entry
+
+    @staticmethod
+    def _direct(size: int) -> bool:
+        threshold = conf.get("UPLOAD_DIRECT_IO")
+        return threshold is not None and size >= threshold
 
     def _rate_limit(self) -> None:
         now = time.monotonic()
@@ -249,7 +260,8 @@ class UploadChannel:
         transfer.last_seen = time.monotonic()
         if entry.received == entry.client_size:
             entry.writer.close()
-        elif transfer.sniffer is None and transfer.window < self.window:
+            return
+        if transfer.sniffer is None and transfer.window < self.window:
             # The content passed its checks: open the full window.
             transfer.resize(self.window)
             await self.session.send(
@@ -260,6 +272,9 @@ class UploadChannel:
                     "window": self.window,
                 }
             )
+        elif transfer.blocked(entry.received):
+            # The sender cannot send another chunk before an ack: write the held bytes now.
+            entry.writer.flush()
 
     # -- the writer thread's reports (on the event loop) -------------------------------
 
@@ -267,7 +282,7 @@ class UploadChannel:
         entry, transfer = self.manager.entries.get(ref), self.transfers.get(ref)
         if entry is None or transfer is None or entry.done or written >= entry.client_size:
             return
-        if written - transfer.acked >= transfer.ack_every:
+        if written - transfer.acked >= transfer.ack_every or transfer.blocked(written):
             transfer.acked = written
             self._spawn(self.session.send({"t": "upload_ack", "ref": ref, "offset": written}))
 

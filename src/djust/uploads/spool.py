@@ -1,8 +1,11 @@
-"""Run an entry's writer on a worker thread: the event loop only queues bytes.
+"""Run an entry's writer on a worker thread: the event loop only copies bytes into blocks.
 
-Disk writes and SHA-256 both release the GIL, so they run beside the event loop instead of on
-it, and a slow disk slows its own upload (acks follow written bytes) without stalling any other
-connection. Each entry's operations run in order; different entries run in parallel.
+The event loop copies each chunk as it arrives into a 1 MiB block (page-aligned, from a small
+pool, so its pages stay mapped) and frees the chunk at once. A worker thread writes whole blocks
+while another hashes them: disk writes and SHA-256 both release the GIL, so they run beside the
+event loop instead of on it, a few times per MiB instead of once per chunk. A slow disk slows its
+own upload (acks follow written bytes) without stalling any other connection. Each entry's
+blocks are written in order; different entries run in parallel.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import mmap
 import os
 import threading
 from collections import deque
@@ -22,8 +26,14 @@ from djust.uploads.writers import UploadWriter
 _executors: dict[str, ThreadPoolExecutor] = {}
 _executor_lock = threading.Lock()
 WORKERS = 4
+# Large enough that writes and hashes cost a few calls per MiB; a multiple of the page size, so
+# that a writer may write blocks with O_DIRECT.
+BLOCK = 1 << 20
+# Free blocks kept for reuse across uploads (more are unmapped when returned).
+POOL = 32
 
 _WRITE, _CLOSE, _ABORT = 0, 1, 2
+_free: list[mmap.mmap] = []
 
 
 def executor(role: str = "writer") -> ThreadPoolExecutor:
@@ -36,16 +46,27 @@ def executor(role: str = "writer") -> ThreadPoolExecutor:
         return _executors[role]
 
 
-def _update(digest: Any, chunks: list[Any]) -> None:
-    for chunk in chunks:
-        digest.update(chunk)
+def _take_block() -> mmap.mmap:
+    try:
+        return _free.pop()  # list.pop and append are atomic: blocks return from worker threads
+    except IndexError:
+        return mmap.mmap(-1, BLOCK)
+
+
+def _give_block(block: mmap.mmap) -> None:
+    if len(_free) < POOL:
+        _free.append(block)
+    else:
+        block.close()
 
 
 class Spool:
-    """An ``UploadWriter`` that runs ``inner`` on a worker thread and hashes what it writes.
+    """An ``UploadWriter`` that hands ``inner`` whole blocks on a worker thread and hashes them.
 
-    The callbacks run on the event loop: ``on_written(total)`` after each batch of writes,
-    ``on_closed(sha256_hex)`` once ``close()`` is done, ``on_failed(exc)`` if ``inner`` raised.
+    ``write``, ``flush``, ``close`` and ``abort`` are called on the event loop; a block goes to
+    the worker once it holds ``flush_every`` bytes. The callbacks run on the event loop too:
+    ``on_written(total)`` after each block is written, ``on_closed(sha256_hex)`` once
+    ``close()`` is done, ``on_failed(exc)`` if ``inner`` raised.
     """
 
     def __init__(
@@ -55,6 +76,7 @@ class Spool:
         on_written: Callable[[int], Any],
         on_closed: Callable[[str], Any],
         on_failed: Callable[[BaseException], Any],
+        flush_every: int = BLOCK,
     ) -> None:
         self.inner = inner
         self.written = 0
@@ -67,6 +89,10 @@ class Spool:
         self._lock = threading.Lock()
         self._busy = False
         self._stopped = False  # after abort() or a failure: nothing more is written
+        # Blocks go to the worker when this full (at most BLOCK): progress reports need no more.
+        self.flush_every = max(1, min(flush_every, BLOCK))
+        self._block: mmap.mmap | None = None  # being filled on the event loop
+        self._fill = 0
 
     @property
     def path(self) -> str | None:
@@ -76,9 +102,28 @@ class Spool:
         self.inner.open()
 
     def write(self, data: Any) -> None:
-        self._push(_WRITE, data)
+        """Copy ``data`` into the current block; a full block goes to the worker."""
+        if self._stopped:
+            return
+        size, done = len(data), 0
+        while done < size:
+            if self._block is None:
+                self._block, self._fill = _take_block(), 0
+            take = min(size - done, BLOCK - self._fill)
+            self._block[self._fill : self._fill + take] = data[done : done + take]
+            self._fill += take
+            done += take
+            if self._fill >= self.flush_every:
+                self.flush()
+
+    def flush(self) -> None:
+        """Hand the partly filled block to the worker now (the sender is waiting on an ack)."""
+        if self._block is not None and self._fill:
+            self._push(_WRITE, (self._block, self._fill))
+            self._block = None
 
     def close(self) -> None:
+        self.flush()
         self._push(_CLOSE, None)
 
     def close_empty(self) -> str:
@@ -88,6 +133,7 @@ class Spool:
 
     def abort(self) -> None:
         """Drop queued bytes and discard the file, after any write in progress (idempotent)."""
+        self._drop_block()
         with self._lock:
             self._stopped = True
             self._ops.clear()
@@ -103,6 +149,11 @@ class Spool:
             # it closes it, so a write in progress lands nowhere.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
+
+    def _drop_block(self) -> None:
+        if self._block is not None:
+            _give_block(self._block)
+            self._block = None
 
     def _push(self, kind: int, data: Any) -> None:
         with self._lock:
@@ -121,43 +172,34 @@ class Spool:
                 if not self._ops:
                     self._busy = False
                     return
-                batch = list(self._ops)
-                self._ops.clear()
-            wrote = False
-            # Hashing and writing both release the GIL: the batch is hashed on another thread
-            # while this one writes it (the hash of the next batch waits for this one).
-            chunks = [data for kind, data in batch if kind == _WRITE]
-            hashing = executor("hasher").submit(_update, self._hash, chunks) if chunks else None
+                kind, data = self._ops.popleft()
             try:
-                for kind, data in batch:
-                    if kind == _WRITE:
-                        self.inner.write(data)
-                        self.written += len(data)
-                        wrote = True
-                    elif kind == _CLOSE:
-                        if wrote:
-                            self._post(self._on_written, self.written)
-                            wrote = False
-                        self.inner.close()
-                        if hashing is not None:
-                            hashing.result()
-                        self._post(self._on_closed, self._hash.hexdigest())
-                    else:
-                        self.inner.abort()
-                        wrote = False
-                if hashing is not None:
-                    hashing.result()
+                if kind == _WRITE:
+                    self._write_block(*data)
+                    self._post(self._on_written, self.written)
+                elif kind == _CLOSE:
+                    self.inner.close()
+                    self._post(self._on_closed, self._hash.hexdigest())
+                else:
+                    self.inner.abort()
             except Exception as exc:
-                if hashing is not None:
-                    hashing.result()
                 with self._lock:
                     self._stopped = True
                     self._ops.clear()
                     self._busy = False
                 self._post(self._on_failed, exc)
                 return
-            if wrote:
-                self._post(self._on_written, self.written)
+
+    def _write_block(self, block: mmap.mmap, size: int) -> None:
+        # The block is hashed on another thread while this one writes it.
+        with memoryview(block) as whole, whole[:size].toreadonly() as view:
+            hashing = executor("hasher").submit(self._hash.update, view)
+            try:
+                self.inner.write(view)
+            finally:
+                hashing.result()
+        _give_block(block)
+        self.written += size
 
     def _post(self, callback: Callable[[Any], Any], value: Any) -> None:
         # A closed loop means the process is shutting down: nobody is waiting any more.

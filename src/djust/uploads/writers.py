@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import re
 import tempfile
@@ -43,23 +45,40 @@ def upload_dir() -> Path:
 
 
 class TempFileWriter:
-    """Writes to a private temp file named after this process, removed on ``abort``."""
+    """Writes to a private temp file named after this process, removed on ``abort``.
 
-    def __init__(self, directory: Path | None = None) -> None:
+    With ``direct=True`` the file is written with ``O_DIRECT`` where the platform and the file
+    system allow it: page-aligned writes whose length is a multiple of 4 KiB (djust's blocks) go
+    straight to the device instead of through the page cache; anything else (the file's last
+    block, a file system that refuses) quietly turns back to ordinary writes for the rest of the
+    file.
+    """
+
+    def __init__(self, directory: Path | None = None, direct: bool = False) -> None:
         self.directory = directory or upload_dir()
         self.path: str | None = None
+        self.direct = direct
         self._fd: int | None = None
 
     def open(self) -> None:
         self._fd, self.path = tempfile.mkstemp(
             prefix=f"{PREFIX}{os.getpid()}-", suffix=SUFFIX, dir=self.directory
         )
+        if self.direct:
+            self.direct = _set_direct(self._fd, True)
 
     def write(self, data: memoryview) -> None:
         assert self._fd is not None
-        while data:
-            written = os.write(self._fd, data)
-            data = data[written:]
+        if self.direct and len(data) % DIRECT_ALIGN:
+            self.direct = _set_direct(self._fd, False)
+        try:
+            _write_all(self._fd, data)
+        except OSError as exc:
+            # EINVAL: this buffer's address or this file system does not suit O_DIRECT.
+            if not self.direct or exc.errno != errno.EINVAL:
+                raise
+            self.direct = _set_direct(self._fd, False)
+            _write_all(self._fd, data)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -71,6 +90,30 @@ class TempFileWriter:
         if self.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
+
+
+# O_DIRECT writes must start at, and be a multiple of, the device's block size; 4 KiB suits
+# every common one (djust's blocks are page-aligned).
+DIRECT_ALIGN = 4096
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Turn ``O_DIRECT`` on or off for ``fd``; whether it is now on."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return False
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | flag if on else flags & ~flag)
+    except OSError:
+        return False
+    return on
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
 
 
 def _alive(pid: int) -> bool:
