@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from djust.transport.protocol import encode_chunk
+from djust.transport.protocol import HEADER_SIZE, encode_chunk
 
 T = TypeVar("T")
 
@@ -156,6 +156,7 @@ class LiveClient:
         self.timeout = timeout
         self.html = ""
         self.uploads: dict[str, Any] = {}
+        self.max_frame_size = 1024 * 1024 + 64  # the server's, from mounted
         self.received: list[dict[str, Any]] = []
         self._next_id = 1
         self._next_ref = 0
@@ -179,6 +180,8 @@ class LiveClient:
             self.html = message["html"]
         if message.get("uploads") is not None:
             self.uploads = message["uploads"]
+        if message.get("max_frame_size") is not None:
+            self.max_frame_size = message["max_frame_size"]
         return message
 
     async def wait_for(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -264,8 +267,13 @@ class LiveClient:
         *,
         chunk_size: int | None = None,
         declared_size: int | None = None,
+        runs: bool = False,
     ) -> UploadResult:
-        """Register and stream ``content`` with the server's window, as the browser does."""
+        """Register and stream ``content`` with the server's window, as the browser does.
+
+        One chunk per message; with ``runs=True``, as the browser sends them: runs of as many
+        whole chunks as the window and the server's largest message allow.
+        """
         size = len(content) if declared_size is None else declared_size
         reply = await self.register(slot, name, size, content_type)
         ref = reply["ref"]
@@ -284,12 +292,18 @@ class LiveClient:
                 "upload_error",
             )
 
+        per_message = chunk_size
+        if runs:
+            per_message = max(1, (self.max_frame_size - HEADER_SIZE) // chunk_size) * chunk_size
+
         while True:
             while sent < len(content):
-                end = min(sent + chunk_size, len(content))
-                if end - acked > window:
+                end = min(len(content), acked + window, sent + per_message)
+                if end < len(content):
+                    end = sent + (end - sent) // chunk_size * chunk_size  # whole chunks
+                if end <= sent:
                     break
-                await self.transport.send_bytes(encode_chunk(ref, sent, view[sent:end]))
+                await self.transport.send_bytes(encode_chunk(ref, sent, view[sent:end], run=runs))
                 sent = end
             message = await self.wait_for(ended)
             if message["t"] == "upload_ack":

@@ -228,6 +228,26 @@ def test_documents_upload_two_files_and_save_them(live_page, server, tmp_path):
     assert sha256((folder / txt_name).read_bytes()) == sha256(txt)
 
 
+def test_chunks_travel_in_runs_of_up_to_a_megabyte(live_page, server, tmp_path):
+    page = live_page
+    data = text_bytes(3_000_000)  # 46 chunks of 64 KiB
+    name = unique("runs", ".txt")
+    log_in(page, server)
+
+    page.set_input_files("input[dj-upload=files]", write(tmp_path, name, data))
+    expect(progress_item(page, name)).to_have_class(re.compile(r"\bupload-complete\b"))
+    sizes = [m["size"] for m in sent(page) if m["t"] == "binary"]
+    # The first run fills the 4-chunk validation window; then up to 16 chunks per message.
+    assert sizes[0] == 13 + 4 * 65536
+    assert all(size <= 13 + 16 * 65536 for size in sizes)
+    assert len(sizes) == 4 and sum(sizes) == len(data) + 13 * len(sizes)
+
+    page.get_by_role("button", name="Upload All").click()
+    expect(page.locator(".status-message")).to_have_text("Uploaded 1 file(s)")
+    folder = server.media_dir / "documents" / str(demo_user_id(server))
+    assert (folder / name).read_bytes() == data
+
+
 def test_drag_and_drop_highlights_the_zone_and_uploads(live_page, server):
     page = live_page
     name = unique("dropped", ".txt")

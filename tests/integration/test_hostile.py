@@ -255,13 +255,14 @@ def upload(slot: str, name: str, content: bytes, mime: str = "") -> Attack:
     return attack
 
 
-def chunks(size: int, *sends: tuple[int, int], slot: str = "any") -> Attack:
-    """Register ``size`` bytes and send chunks of ``(offset, length)``; the error that follows."""
+def chunks(size: int, *sends: tuple[int, int], slot: str = "any", run: bool = False) -> Attack:
+    """Register ``size`` bytes and send chunks (or runs) of ``(offset, length)``; the error."""
 
     async def attack(ctx: Ctx) -> dict[str, Any]:
         ref = await register_ok(ctx.client, slot, "a.bin", size)
         for offset, length in sends:
-            await ctx.client.transport.send_bytes(encode_chunk(ref, offset, bytes(length)))
+            frame = encode_chunk(ref, offset, bytes(length), run=run)
+            await ctx.client.transport.send_bytes(frame)
         return await next_error(ctx.client)
 
     return attack
@@ -434,7 +435,7 @@ CASES = [
     C("frame-truncated", frame(b"\x01\x00\x00"), E, "bad_frame"),
     C("frame-12-bytes", frame(encode_chunk("1", 0, b"")[:12]), E, "bad_frame"),
     C("frame-type-0x00", frame(b"\x00" + bytes(12) + b"data"), E, "bad_frame"),
-    C("frame-type-0x02", frame(b"\x02" + bytes(12) + b"data"), E, "bad_frame"),
+    C("frame-type-0x03", frame(b"\x03" + bytes(12) + b"data"), E, "bad_frame"),
     C("frame-type-0xff", frame(b"\xff" * 20), E, "bad_frame"),
     C("frame-before-mount", frame(encode_chunk("1", 0, b"x")), E, "not_mounted", mount=False),
     C(
@@ -464,6 +465,12 @@ CASES = [
     C("offset-u64-max", chunks(100, (2**64 - 1, 1)), U, "bad_offset"),
     C("bytes-past-declared-size", chunks(10, (0, 11)), U, "size_mismatch"),
     C("declared-smaller-than-sent", chunks(20_000, (0, 16384), (16384, 16384)), U, "size_mismatch"),
+    # runs of chunks (frame type 0x02)
+    C("run-empty", chunks(10, (0, 0), run=True), U, "bad_frame"),
+    C("run-not-whole-chunks", chunks(100_000, (0, 16384 + 1), run=True), U, "bad_frame"),
+    C("run-over-first-window", chunks(100_000, (0, 5 * 16384), run=True), U, "window_exceeded"),
+    C("run-past-declared-size", chunks(20_000, (0, 2 * 16384), run=True), U, "size_mismatch"),
+    C("run-gap", chunks(100_000, (0, 16384), (2 * 16384, 16384), run=True), U, "bad_offset"),
     # text messages
     C("json-invalid", text("{"), E, "bad_message"),
     C("json-array", text("[1, 2]"), E, "bad_message"),

@@ -553,7 +553,7 @@ def test_chunks_for_an_unknown_ref_are_an_error(live):
 
 @pytest.mark.parametrize(
     "frame",
-    [b"\x01\x00\x00", bytes([0x02]) + bytes(12) + b"data"],
+    [b"\x01\x00\x00", bytes([0x03]) + bytes(12) + b"data"],
     ids=["shorter-than-header", "unknown-type"],
 )
 def test_malformed_binary_frames_are_bad_frame(live, frame):
@@ -721,6 +721,54 @@ def test_a_large_file_of_odd_size_is_stored_byte_identical(live):
         stored = live.server.media_dir / rows[0][0]
         assert (rows[0][1], rows[0][2]) == (sha256(data), len(data))
         assert stored.read_bytes() == data
+
+    live.run(body())
+
+
+def test_a_file_sent_in_runs_of_chunks_is_stored_byte_identical(live):
+    data = os.urandom(3_000_001)
+
+    async def body():
+        client = await live.connect()
+        assert client.max_frame_size == 1024 * 1024 + 64  # announced in mounted
+        result = await client.upload("any", unique("runs.bin"), data, runs=True)
+        assert result.status == "complete", result
+        rows = saved((await client.event("save"))["html"])
+        assert (live.server.media_dir / rows[0][0]).read_bytes() == data
+
+    live.run(body())
+
+
+@pytest.mark.parametrize(
+    ("size", "offset", "length", "code"),
+    [
+        (100_000, 0, 16 * 1024 + 1, "bad_frame"),  # not a whole number of chunks
+        (100_000, 0, 5 * 16 * 1024, "window_exceeded"),  # the first window is 4 chunks
+        (20_000, 0, 2 * 16 * 1024, "size_mismatch"),  # past the declared size
+        (100_000, 16 * 1024, 16 * 1024, "bad_offset"),  # a gap
+    ],
+    ids=["partial-chunk", "over-window", "past-size", "gap"],
+)
+def test_a_bad_run_fails_its_upload_with_a_typed_error(live, size, offset, length, code):
+    async def body():
+        client = await live.connect()
+        ref = await registered(client, "any", unique("run.bin"), size)
+        await client.transport.send_bytes(encode_chunk(ref, offset, bytes(length), run=True))
+        error = await outcome(client, ref)
+        assert (error["t"], error["code"]) == ("upload_error", code)
+        await client.ping()  # answered: the connection stays open
+
+    live.run(body())
+
+
+def test_a_run_may_end_the_file_with_a_short_chunk(live):
+    data = os.urandom(2 * 16 * 1024 + 5)
+
+    async def body():
+        client = await live.connect()
+        ref = await registered(client, "any", unique("short-end.bin"), len(data))
+        await client.transport.send_bytes(encode_chunk(ref, 0, data, run=True))
+        assert (await outcome(client, ref))["t"] == "upload_complete"
 
     live.run(body())
 

@@ -57,7 +57,7 @@ CODES = codes()
 
 headers = st.builds(
     lambda kind, ref, offset, payload: struct.pack(">BIQ", kind, ref, offset) + payload,
-    st.sampled_from([0x00, 0x01, 0x02, 0xFF]) | st.integers(0, 255),
+    st.sampled_from([0x00, 0x01, 0x02, 0x03, 0xFF]) | st.integers(0, 255),
     st.integers(0, 2**32 - 1),
     st.integers(0, 2**64 - 1),
     st.binary(max_size=40),
@@ -71,7 +71,7 @@ def test_decode_frame_raises_only_bad_frame_or_round_trips(data: bytes) -> None:
         chunk = decode_frame(data)
     except BadFrame:
         return
-    assert encode_chunk(chunk.ref, chunk.offset, bytes(chunk.data)) == data
+    assert encode_chunk(chunk.ref, chunk.offset, bytes(chunk.data), run=chunk.run) == data
     assert check_ref(chunk.ref) == int(chunk.ref)
 
 

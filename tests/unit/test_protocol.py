@@ -10,6 +10,7 @@ from djust.errors import BadFrame, BadMessage, FrameTooLarge
 from djust.transport.protocol import (
     CLIENT_MESSAGES,
     FRAME_CHUNK,
+    FRAME_RUN,
     HEADER_SIZE,
     MAX_REF,
     check_ref,
@@ -81,9 +82,20 @@ def test_a_frame_shorter_than_its_header_is_bad_frame(size: int) -> None:
         decode_frame(encode_chunk("1", 0, b"")[:size])
 
 
-@pytest.mark.parametrize("kind", [0x00, 0x02, 0x7F, 0xFF])
+def test_a_chunk_frame_is_not_a_run() -> None:
+    assert decode_frame(encode_chunk("1", 0, b"x")).run is False
+
+
+def test_a_run_frame_has_type_2_and_the_same_header() -> None:
+    frame = encode_chunk("258", 7, b"xyz", run=True)
+    assert frame == b"\x02" + b"\x00\x00\x01\x02" + (7).to_bytes(8, "big") + b"xyz"
+    chunk = decode_frame(frame)
+    assert (chunk.ref, chunk.offset, bytes(chunk.data), chunk.run) == ("258", 7, b"xyz", True)
+
+
+@pytest.mark.parametrize("kind", [0x00, 0x03, 0x7F, 0xFF])
 def test_an_unknown_frame_type_is_bad_frame(kind: int) -> None:
-    assert kind != FRAME_CHUNK
+    assert kind not in (FRAME_CHUNK, FRAME_RUN)
     frame = struct.pack(">BIQ", kind, 1, 0) + b"data"
     with pytest.raises(BadFrame) as caught:
         decode_frame(frame)

@@ -20,6 +20,8 @@ CLOSE_RATE_LIMITED = 4429
 
 # Binary frame: type (u8), ref (u32), offset (u64), payload; big-endian.
 FRAME_CHUNK = 0x01
+# The same header; the payload is a run of consecutive whole chunks (docs/protocol.md, 5).
+FRAME_RUN = 0x02
 _HEADER = struct.Struct(">BIQ")
 HEADER_SIZE = _HEADER.size  # 13 bytes
 MAX_REF = 2**32 - 1
@@ -47,11 +49,12 @@ CLIENT_MESSAGES: dict[str, dict[str, tuple[type, ...]]] = {
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A slice of an upload's bytes at ``offset``."""
+    """A slice of an upload's bytes at ``offset``: one chunk, or a run of whole chunks."""
 
     ref: str
     offset: int
     data: memoryview
+    run: bool = False
 
 
 def decode_text(text: str | bytes, *, max_size: int) -> dict[str, Any]:
@@ -98,14 +101,14 @@ def decode_frame(data: bytes) -> Chunk:
     if len(data) < HEADER_SIZE:
         raise BadFrame(f"binary frame of {len(data)} bytes is shorter than its header")
     kind, ref, offset = _HEADER.unpack_from(data)
-    if kind != FRAME_CHUNK:
+    if kind != FRAME_CHUNK and kind != FRAME_RUN:
         raise BadFrame(f"unknown binary frame type 0x{kind:02x}")
-    return Chunk(str(ref), offset, memoryview(data)[HEADER_SIZE:])
+    return Chunk(str(ref), offset, memoryview(data)[HEADER_SIZE:], kind == FRAME_RUN)
 
 
-def encode_chunk(ref: str | int, offset: int, payload: bytes) -> bytes:
-    """Build a chunk frame (used by clients and tests)."""
-    return _HEADER.pack(FRAME_CHUNK, int(ref), offset) + payload
+def encode_chunk(ref: str | int, offset: int, payload: bytes, *, run: bool = False) -> bytes:
+    """Build a chunk frame, or with ``run=True`` a run frame (used by clients and tests)."""
+    return _HEADER.pack(FRAME_RUN if run else FRAME_CHUNK, int(ref), offset) + payload
 
 
 def encode(message: dict[str, Any]) -> str:

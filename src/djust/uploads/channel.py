@@ -111,6 +111,7 @@ class UploadChannel:
         self.manager = view._djust_uploads
         self.window = conf.get("UPLOAD_WINDOW")
         self.max_streaming = conf.get("MAX_CONCURRENT_UPLOADS")
+        self.max_frame = conf.get("MAX_FRAME_SIZE")
         self.stall_timeout = conf.get("UPLOAD_STALL_TIMEOUT")
         self.max_connection_bytes = conf.get("MAX_UPLOAD_BYTES_PER_CONNECTION")
         self.max_process_bytes = conf.get("MAX_UPLOAD_BYTES_PER_PROCESS")
@@ -128,7 +129,7 @@ class UploadChannel:
 
     def limits(self) -> dict[str, Any]:
         """What the client must respect beyond the slot configs."""
-        return {"max_concurrent_uploads": self.max_streaming}
+        return {"max_concurrent_uploads": self.max_streaming, "max_frame_size": self.max_frame}
 
     # -- registration ----------------------------------------------------------------
 
@@ -316,7 +317,13 @@ class UploadChannel:
         chunk_size = transfer.chunk_size
         if size == 0:
             raise BadFrame("empty chunk")
-        if size > chunk_size:
+        if chunk.run:
+            # Whole chunks, the last of which may end the file.
+            if size % chunk_size and chunk.offset + size != entry.client_size:
+                raise BadFrame(
+                    f"a run of {size} bytes is not a whole number of {chunk_size}-byte chunks"
+                )
+        elif size > chunk_size:
             raise FrameTooLarge(f"chunk of {size} bytes exceeds the slot's chunk_size {chunk_size}")
         if chunk.offset != entry.received:
             raise BadOffset(
