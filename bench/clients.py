@@ -53,6 +53,7 @@ class Outcome:
     server_sha256: str | None = None
     sent: int = 0
     error: dict[str, Any] | None = None
+    probes: list[float] = field(default_factory=list)  # round trips of a probe's pings (s)
 
     @property
     def end(self) -> float:
@@ -99,6 +100,7 @@ async def djust_upload(
     slot: str = "big",
     content_type: str = "application/octet-stream",
     consume: bool = True,
+    probe: LiveClient | None = None,
 ) -> Outcome:
     """Upload ``source`` through djust's protocol; ``error`` is set if the server refused it."""
     size = source.stat().st_size
@@ -144,7 +146,19 @@ async def djust_upload(
     done = time.monotonic()
     outcome.phases["upload"] = (outcome.start, done)
     if consume:
-        await client.event("save", slot=slot)
+
+        async def timed_ping(other: LiveClient) -> float:
+            sent_at = time.monotonic()
+            await other.ping()
+            return time.monotonic() - sent_at
+
+        # ``probe``, another connection to the server, pings as the consume starts: the consume
+        # of a large file can be shorter than the pinger's interval.
+        if probe is None:
+            await client.event("save", slot=slot)
+        else:
+            _, rtt = await asyncio.gather(client.event("save", slot=slot), timed_ping(probe))
+            outcome.probes.append(rtt)
         outcome.phases["consume"] = (done, time.monotonic())
         path, digest, stored_size = saved_line(client.html)
         assert stored_size == size, (stored_size, size)

@@ -213,7 +213,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Versions: djust {v['djust']}; djust {v['djust_peer']} (PyPI) for comparison; "
         f"Python {v['python']}, Django {v.get('django')}, Channels {v.get('channels')}, "
         f"uvicorn {v.get('uvicorn')} (uvloop {v.get('uvloop')}, httptools {v.get('httptools')}), "
-        f"websockets {v.get('websockets')} (client and server), Playwright {v.get('playwright')}"
+        f"websockets {v.get('websockets')} (client and server)"
         + (f", Chromium {ours['browser']['chromium']}" if ours.get("browser") else "")
         + "."
     )
@@ -283,7 +283,9 @@ def markdown(results: dict[str, Any]) -> str:
         "for djust, on the upload view for djust 1.2.6) and pings every 5 ms (`ping` → `pong`, "
         "one at a time). A round trip counts for a phase when it overlaps it; all runs of a size "
         "pooled. For the POST and the raw sink the second connection is a djust one on the same "
-        "server."
+        "server. djust's consume of a large file (a rename) can be shorter than that interval, "
+        "so for djust a third connection also sends one ping at the moment the `save` event is "
+        "sent, counted with the consume's."
     )
     w("")
     idle = ours["idle_ping"]
@@ -312,7 +314,11 @@ def markdown(results: dict[str, Any]) -> str:
         w(f"## Chromium: {_size(browser['size_mib'])} through `dj-upload` and through a POST")
         w("")
         w(
-            "Debian's Chromium driven by Playwright, on a bench-only page (`bench/views.py`, "
+            "Debian's Chromium, headless, driven over the DevTools protocol by `bench/cdp.py` "
+            "without its Network domain: with it on (as under Playwright, which the browser tests "
+            "use) Chromium copies every binary WebSocket message, base64-encoded, to the driver, "
+            "and ArrayBuffer sends run at a quarter of their speed. On a bench-only page "
+            "(`bench/views.py`, "
             "`/bench/upload/`), one fresh page per run, kinds interleaved. dj-upload: from the "
             "input's `change` event to the `save` event's re-render showing the stored file (the "
             "page clicks Save on `djust:upload:progress` `complete`). POST: `fetch` with a "

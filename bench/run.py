@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import clients, report, servers  # noqa: E402
+from bench.cdp import Chromium  # noqa: E402
 from bench.servers import MIB, BenchServer, Meter, PeerServer, Pinger  # noqa: E402
 
 GIB = 1024 * MIB
@@ -150,6 +151,7 @@ def record(path: str, size: int, run: int, outcome: clients.Outcome, meter: dict
         "client_cpu_s_per_gib": meter["client_cpu_s"] * GIB / size,
         **meter,
         "byte_identical": True,
+        "consume_probes": outcome.probes,
     }
     return result
 
@@ -161,10 +163,12 @@ async def measure_one(
     name = f"{path}-{size // MIB}-{run}.bin"
     if path == "djust":
         client = await clients.djust_client(server.url)
+        probe = await clients.djust_client(server.url, "/counter/")
         meter = Meter(server.pid).start()
-        outcome = await clients.djust_upload(client, source, name, media=server.media)
+        outcome = await clients.djust_upload(client, source, name, media=server.media, probe=probe)
         measured = meter.stop()
         await client.close()
+        await probe.close()
         assert outcome.error is None, outcome.error
     elif path == "raw":
         meter = Meter(server.pid).start()
@@ -296,7 +300,10 @@ async def throughput_section(
             for phase in ("upload", "consume"):
                 spans = [tuple(r["phases"][phase]) for r in mine if phase in r["phases"]]
                 if spans:
-                    stats = ping_stats(overlapping(samples, spans))
+                    rtts = overlapping(samples, spans)
+                    if phase == "consume":
+                        rtts += [rtt for r in mine for rtt in r.get("consume_probes", [])]
+                    stats = ping_stats(rtts)
                     pings[f"{path}/{size_mib}/{phase}"] = stats
     return results, pings
 
@@ -449,20 +456,17 @@ BROWSER_KINDS = report.BROWSER_KINDS
 async def browser_section(
     server: BenchServer, source: Path, digest: str, runs: int
 ) -> dict[str, Any]:
-    from playwright.async_api import async_playwright
-
     size = source.stat().st_size
     results: dict[str, list[dict]] = {kind: [] for kind in BROWSER_KINDS}
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        version = browser.version
+    browser = await Chromium(CHROMIUM, CHROMIUM_ARGS).start()
+    version = browser.version
+    try:
         for run in range(runs):
             for kind in BROWSER_KINDS:
-                context = await browser.new_context()
-                page = await context.new_page()
+                page = await browser.page()
                 await page.add_init_script(BROWSER_INIT)
                 await page.goto(server.url + "/bench/upload/")
-                await page.wait_for_function("window.__bench.connected")
+                await page.wait_for("window.__bench.connected")
                 if not kind.startswith("djust"):
                     await page.set_input_files("#post-file", str(source))
                 meter = Meter(server.pid).start()
@@ -470,11 +474,7 @@ async def browser_section(
                 if kind.startswith("djust"):
                     field = "#live-file" if kind == "djust" else "#live-file-1m"
                     await page.set_input_files(field, str(source))
-                    await page.wait_for_function(
-                        "window.__bench.saved || window.__bench.error",
-                        timeout=600_000,
-                        polling=20,
-                    )
+                    await page.wait_for("window.__bench.saved || window.__bench.error", 600)
                     bench = await page.evaluate("window.__bench")
                     assert "error" not in bench, bench["error"]
                     seconds = (bench["saved"] - bench["start"]) / 1000
@@ -482,16 +482,16 @@ async def browser_section(
                     path, server_digest, _ = clients.saved_line(await page.inner_html("[dj-root]"))
                     stored = (path, server_digest)
                 elif kind == "post":
-                    answer = await page.evaluate(BROWSER_POST)
+                    answer = await page.run(BROWSER_POST)
                     assert answer["status"] == 200, answer
                     seconds = upload = answer["ms"] / 1000
                     stored = (answer["path"], answer["sha256"])
                 else:
-                    answer = await page.evaluate(BROWSER_SINK, list(SINK_KINDS[kind]))
+                    answer = await page.run(BROWSER_SINK, list(SINK_KINDS[kind]))
                     assert answer["bytes"] == size + 13 * answer["frames"], answer
                     seconds = upload = answer["ms"] / 1000
                 measured = meter.stop()
-                await context.close()
+                await page.close()
                 if stored is not None:
                     outcome = clients.Outcome(start=0.0, stored=server.media / stored[0])
                     outcome.server_sha256 = stored[1]
@@ -507,6 +507,7 @@ async def browser_section(
                 }
                 results[kind].append(entry)
                 log(f"  chromium {kind:8} run {run}: {entry['mb_s']:.1f} MB/s")
+    finally:
         await browser.close()
     return {"chromium": version, "size_mib": size // MIB, "runs": results}
 
@@ -655,8 +656,6 @@ def versions() -> dict[str, str]:
     for name in ("django", "channels", "uvicorn", "websockets", "uvloop", "httptools"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
-    with contextlib.suppress(metadata.PackageNotFoundError):
-        found["playwright"] = metadata.version("playwright")
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()

@@ -315,8 +315,8 @@
 
   // Chunks travel in runs: one message of as many whole chunks as the window and the server's
   // largest message allow, a Blob of the header and one File.slice that the browser reads
-  // itself. Measured in Chromium, its WebSocket pays per message far more than per byte, and
-  // per Blob part: one 64 KiB chunk per message carries a third as much (docs/performance.md).
+  // itself, so the page never copies file bytes. Chromium pays per WebSocket message, and per
+  // Blob more: 1 MiB runs carry more than 64 KiB messages of either kind (docs/performance.md).
   const FRAME_RUN = 0x02;
   const DEFAULT_MAX_FRAME = 1024 * 1024 + 64;
   const MAX_STREAMING = 3; // per connection, unless the server allows fewer
