@@ -37,7 +37,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.channel_layer = None
         try:
             while True:
-                await self.dispatch(await receive())
+                message = await receive()
+                data = message.get("bytes")
+                if data is not None and message["type"] == "websocket.receive":
+                    await self.receive(bytes_data=data)  # chunks: not through dispatch()
+                else:
+                    await self.dispatch(message)
         except StopConsumer:
             pass
         finally:

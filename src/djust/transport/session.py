@@ -109,6 +109,16 @@ class LiveSession:
             await self.send_error(error, id=message_id)
 
     async def receive_bytes(self, data: bytes) -> None:
+        # Most frames are chunks of an upload in full flow: taken without a task switch, unless
+        # a handler holds the lock (it may be reading the entries on the session's thread).
+        if not self.lock.locked() and self.uploads is not None:
+            try:
+                chunk = protocol.decode_frame(data)
+            except DjustError:
+                pass  # _receive_bytes reports it
+            else:
+                if self.uploads.take_chunk(chunk):
+                    return
         async with self.lock:
             await self._receive_bytes(data)
 

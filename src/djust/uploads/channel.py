@@ -236,6 +236,20 @@ class UploadChannel:
 
     # -- chunks ----------------------------------------------------------------------
 
+    def take_chunk(self, chunk: Chunk) -> bool:
+        """The common case, without awaiting anything: a chunk of an upload whose first bytes
+        passed their checks, that passes its own. False (nothing done) for anything else."""
+        entry = self.manager.entries.get(chunk.ref)
+        transfer = self.transfers.get(chunk.ref)
+        if entry is None or transfer is None or transfer.sniffer is not None or entry.done:
+            return False
+        try:
+            self._check_chunk(entry, transfer, chunk)
+        except DjustError:
+            return False  # receive_chunk says why
+        self._store(entry, transfer, chunk.data)
+        return True
+
     async def receive_chunk(self, chunk: Chunk) -> None:
         entry = self.manager.entries.get(chunk.ref)
         if entry is None or entry.done:
@@ -255,14 +269,12 @@ class UploadChannel:
         except DjustError as error:
             await self._fail(entry, error)
             return
-        # The writer thread takes it from here; acks follow what it has written.
-        entry.writer.write(data)
-        entry.received += len(data)
-        transfer.last_seen = time.monotonic()
-        if entry.received == entry.client_size:
-            entry.writer.close()
-            return
-        if transfer.sniffer is None and transfer.window < self.window:
+        self._store(entry, transfer, data)
+        if (
+            transfer.sniffer is None
+            and transfer.window < self.window
+            and entry.received < entry.client_size
+        ):
             # The content passed its checks: open the full window.
             transfer.resize(self.window)
             await self.session.send(
@@ -273,6 +285,14 @@ class UploadChannel:
                     "window": self.window,
                 }
             )
+
+    def _store(self, entry: UploadEntry, transfer: _Transfer, data: Any) -> None:
+        """Hand checked bytes to the writer thread; acks follow what it has written."""
+        entry.writer.write(data)
+        entry.received += len(data)
+        transfer.last_seen = time.monotonic()
+        if entry.received == entry.client_size:
+            entry.writer.close()
         elif transfer.blocked(entry.received):
             # The sender cannot send another chunk before an ack: write the held bytes now.
             entry.writer.flush()
