@@ -156,11 +156,19 @@ def targets(results: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, 
 
 
 PROFILE_KINDS = [
-    ("TempFileWriter.write", "disk write (`os.write` in the writer threads)"),
-    ("Spool._drain", "SHA-256 and batching in the writer threads (`Spool._drain`)"),
+    (
+        "_write_all (djust/uploads/writers",
+        "disk writes (`os.write` of whole blocks, mostly waiting on the device)",
+    ),
+    (
+        "TempFileWriter.write",
+        "disk writes (`os.write` of whole blocks, mostly waiting on the device)",
+    ),
+    ("_WorkItem.run", "SHA-256 in the hasher threads (`hashlib` called by the thread pool)"),
+    ("Spool.", "copying chunks into blocks, handing blocks to the writer (`Spool`)"),
     (
         "_worker (concurrent/futures",
-        "writer threads between batches (`_worker`: `work_queue.get`, GIL hand-over)",
+        "writer and hasher threads between blocks (`_worker`: `work_queue.get`)",
     ),
     ("Runner.run", "event loop in C, under `Runner.run` (uvloop: socket reads, epoll, callbacks)"),
     ("websockets/", "WebSocket frame parsing (websockets, uvicorn)"),
