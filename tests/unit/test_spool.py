@@ -20,7 +20,7 @@ class Reports:
         self.failed: list[BaseException] = []
         self.event = asyncio.Event()
 
-    def spool(self, writer) -> Spool:
+    def spool(self, writer, flush_every: int = BLOCK) -> Spool:
         def done(kind):
             def record(value):
                 getattr(self, kind).append(value)
@@ -33,6 +33,7 @@ class Reports:
             on_written=done("written"),
             on_closed=done("closed"),
             on_failed=done("failed"),
+            flush_every=flush_every,
         )
 
     async def wait(self, predicate, timeout: float = 5.0) -> None:
@@ -152,13 +153,7 @@ def run_spool(writer, pieces, *, flush_every: int = BLOCK, flush_after: int | No
 
     async def body() -> Reports:
         reports = Reports()
-        spool = Spool(
-            writer,
-            on_written=lambda v: (reports.written.append(v), reports.event.set()),
-            on_closed=lambda v: (reports.closed.append(v), reports.event.set()),
-            on_failed=lambda v: (reports.failed.append(v), reports.event.set()),
-            flush_every=flush_every,
-        )
+        spool = reports.spool(writer, flush_every)
         spool.open()
         for index, piece in enumerate(pieces):
             spool.write(piece)
