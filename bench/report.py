@@ -355,7 +355,7 @@ def markdown(results: dict[str, Any]) -> str:
             best = max(sinks, key=lambda k: b[k]["mb_s"])
             w(
                 "dj-upload sends its 64 KiB chunks in runs of up to 16 per message (1 MiB "
-                "messages, each a Blob of the header and one `File.slice`): "
+                "ArrayBuffer messages, each read from the file while the previous one is sent): "
                 f"{b['djust']['mb_s'] / b['sink_1m_blob']['mb_s']:.2f}× of what this Chromium's "
                 "WebSocket carried to the raw sink in 1 MiB Blob frames, and "
                 f"{b['djust']['mb_s'] / b[best]['mb_s']:.1f}× the best it carried with one 64 KiB "

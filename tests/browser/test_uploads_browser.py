@@ -371,6 +371,26 @@ def test_gallery_uploads_on_submit_then_publishes(live_page, server, tmp_path):
     assert any(p["status"] == "complete" for p in events(page, "progress"))
 
 
+def test_a_file_changed_after_it_was_picked_fails_alone_and_the_socket_stays(
+    live_page, server, tmp_path
+):
+    page = live_page
+    name = unique("changed", ".png")
+    path = write(tmp_path, name, png_bytes(24, 24))
+    open_view(page, server, "/gallery/")
+    page.set_input_files("input[dj-upload=photos]", path)
+    expect(page.locator(".upload-preview-item img")).to_have_count(1)
+    path.write_bytes(png_bytes(30, 30))  # the browser may no longer read what was picked
+
+    page.get_by_role("button", name="Publish").click()
+    error = wait_for_error(page, "read_failed")
+    assert error["file"] == name
+    assert any(m["t"] == "upload_cancel" for m in sent(page))
+    assert [m["t"] for m in sent(page)].count("mount") == 1  # never reconnected
+    assert page.evaluate("window.__connected") is True
+    assert wait_until(lambda: not server.temp_files()), server.temp_files()
+
+
 def test_cancel_from_the_progress_item_drops_the_upload(live_page, server, tmp_path):
     page = live_page
     name = unique("big", ".txt")

@@ -314,9 +314,10 @@
   /* --------------------------------------------------------------- uploads */
 
   // Chunks travel in runs: one message of as many whole chunks as the window and the server's
-  // largest message allow, a Blob of the header and one File.slice that the browser reads
-  // itself, so the page never copies file bytes. Chromium pays per WebSocket message, and per
-  // Blob more: 1 MiB runs carry more than 64 KiB messages of either kind (docs/performance.md).
+  // largest message allow, read from the file just before it is sent. Chromium pays per
+  // WebSocket message: 1 MiB runs carry more than 64 KiB messages (docs/performance.md). The
+  // page reads the bytes itself (ArrayBuffers, not Blob messages): a file that can no longer be
+  // read then fails its own upload (read_failed), where a Blob message would close the socket.
   const FRAME_RUN = 0x02;
   const DEFAULT_MAX_FRAME = 1024 * 1024 + 64;
   const MAX_STREAMING = 3; // per connection, unless the server allows fewer
@@ -547,17 +548,56 @@
     }
 
     // Send runs of chunks while the bytes in flight stay within the server's window. The file
-    // is never read here: each message is a Blob of the header and a File.slice.
-    pump(entry) {
+    // is read one run at a time, never whole.
+    async pump(entry) {
+      if (entry.pumping) return; // the running pump sees new acks after its read
+      entry.pumping = true;
       const run = Math.max(1, Math.floor((this.maxFrame - HEADER_SIZE) / entry.chunkSize));
-      while (entry.status === "uploading" && entry.sent < entry.size) {
-        // The server enforces the window: offset + length - acked <= window.
-        const limit = Math.min(entry.size, entry.acked + entry.window, entry.sent + run * entry.chunkSize);
-        const end = limit === entry.size ? limit : entry.sent + Math.floor((limit - entry.sent) / entry.chunkSize) * entry.chunkSize;
-        if (end <= entry.sent) break; // not a whole chunk of room: the next ack brings more
-        this.live.sendBinary(new Blob([this.header(entry), entry.file.slice(entry.sent, end)]));
-        entry.sent = end;
+      try {
+        while (entry.status === "uploading" && entry.sent < entry.size) {
+          // The server enforces the window: offset + length - acked <= window.
+          const limit = Math.min(entry.size, entry.acked + entry.window, entry.sent + run * entry.chunkSize);
+          const end = limit === entry.size ? limit : entry.sent + Math.floor((limit - entry.sent) / entry.chunkSize) * entry.chunkSize;
+          if (end <= entry.sent) break; // not a whole chunk of room: the next ack brings more
+          const frame = new Uint8Array(HEADER_SIZE + end - entry.sent);
+          frame.set(new Uint8Array(this.header(entry)));
+          const reading = this.read(entry, entry.sent, end);
+          // Read the next run while this one waits for its bytes and then leaves.
+          const next = Math.min(entry.size, end + run * entry.chunkSize);
+          entry.ahead = end < entry.size ? this.readAhead(entry, end, next) : null;
+          frame.set(new Uint8Array(await reading, 0, end - entry.sent), HEADER_SIZE);
+          if (entry.status !== "uploading") break; // cancelled or failed while reading
+          this.live.sendBinary(frame);
+          entry.sent = end;
+        }
+      } catch (error) {
+        // The file became unreadable (changed, moved, permissions): fail this upload only.
+        if (entry.status === "uploading") {
+          this.live.send({ t: "upload_cancel", ref: entry.ref });
+          entry.status = "error";
+          entry.error = "the file could not be read";
+          this.report(entry, true);
+          this.fail(entry, "read_failed", entry.name + " could not be read: " + error);
+          this.settled();
+          this.schedule();
+        }
+      } finally {
+        entry.pumping = false;
       }
+    }
+
+    // The bytes [start, end) of the file: from the run read ahead when it covers them.
+    read(entry, start, end) {
+      const ahead = entry.ahead;
+      entry.ahead = null;
+      if (ahead && ahead.start === start && ahead.end >= end) return ahead.bytes;
+      return entry.file.slice(start, end).arrayBuffer();
+    }
+
+    readAhead(entry, start, end) {
+      const bytes = entry.file.slice(start, end).arrayBuffer();
+      bytes.catch(() => {}); // reported by the read that uses it, if any
+      return { start: start, end: end, bytes: bytes };
     }
 
     // The 13-byte chunk frame header: type, ref, offset (docs/protocol.md, section 5).
