@@ -57,7 +57,9 @@ def _give_block(block: mmap.mmap) -> None:
     if len(_free) < POOL:
         _free.append(block)
     else:
-        block.close()
+        # A writer that kept a view of it, against the rules, keeps it mapped until dropped.
+        with contextlib.suppress(BufferError):
+            block.close()
 
 
 class Spool:
