@@ -26,3 +26,11 @@ _LIMITS = {
 }
 DJUST.update({key: int(os.environ[env]) for env, key in _LIMITS.items() if env in os.environ})
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+# Several workers: ``make_server(TEST_REDIS_URL=...)`` puts them on one Redis channel layer.
+if "TEST_REDIS_URL" in os.environ:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [os.environ["TEST_REDIS_URL"]]},
+        }
+    }

@@ -1,6 +1,8 @@
+import secrets
+
 from django.shortcuts import render
 
-from djust import LiveView
+from djust import LiveView, broadcast
 from djust.decorators import event_handler
 
 
@@ -138,16 +140,22 @@ class GalleryView(LiveView, UploadMixin):
         )
         self.saved = []
         self.caption = ""
+        # Photos published in other tabs (and by other users) while this page is open.
+        self.others = []
+        self._viewer = secrets.token_hex(8)
+        self.subscribe("gallery")
 
     @event_handler
     def publish(self, caption: str = "", **kwargs):
         self.caption = caption
+        published = []
         for entry in self.consume_uploaded_entries("photos"):
             path = default_storage.save(f"gallery/{entry.client_name}", entry.file)
-            self.saved.append(
-                {
-                    "url": default_storage.url(path),
-                    "name": entry.client_name,
-                    "sha256": entry.sha256,
-                }
-            )
+            published.append({"url": default_storage.url(path), "name": entry.client_name})
+            self.saved.append({**published[-1], "sha256": entry.sha256})
+        if published:
+            broadcast("gallery", "published", photos=published, by=self._viewer)
+
+    def handle_broadcast(self, group, event, payload):
+        if event == "published" and payload["by"] != self._viewer:
+            self.others.extend(payload["photos"])

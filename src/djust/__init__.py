@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["LiveView", "event_handler"]
+__all__ = ["LiveView", "abroadcast", "broadcast", "event_handler"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +18,8 @@ def __getattr__(name: str) -> Any:
         from djust.decorators import event_handler
 
         return event_handler
+    if name in ("broadcast", "abroadcast"):
+        from djust import broadcasts
+
+        return getattr(broadcasts, name)
     raise AttributeError(f"module 'djust' has no attribute {name!r}")

@@ -382,6 +382,13 @@ class LiveViewTestClient:
         self._sessions.append(session)
         return session
 
+    def broadcast(self, group: str, event: str, /, **payload: Any) -> None:
+        """Broadcast as the server would (``djust.broadcast``), on this client's event loop,
+        where the in-memory channel layer delivers to the mounted views."""
+        from djust.broadcasts import abroadcast
+
+        self._run(abroadcast(group, event, **payload))
+
     def close(self) -> None:
         """Disconnect every mounted view (their uploads are discarded), then stop the loop."""
         for session in self._sessions:
@@ -393,7 +400,7 @@ class LiveViewTestClient:
 
 
 class LiveViewSession:
-    """A mounted view: ``html``, ``event()``, ``upload()``, ``close()``."""
+    """A mounted view: ``html``, ``event()``, ``next_render()``, ``upload()``, ``close()``."""
 
     def __init__(self, owner: LiveViewTestClient, live: LiveClient) -> None:
         self._owner = owner
@@ -407,6 +414,16 @@ class LiveViewSession:
     def event(self, name: str, **params: Any) -> str:
         """Fire an event; returns the HTML after it."""
         self._owner._run(self.live.event(name, **params))
+        return self.html
+
+    def next_render(self, timeout: float = 5.0) -> str:
+        """Wait for the server to re-render the view on its own (a broadcast, an upload's
+        progress); returns the new HTML. ``TimeoutError`` if nothing comes."""
+
+        async def wait() -> None:
+            await asyncio.wait_for(self.live.wait_for(lambda m: m["t"] == "render"), timeout)
+
+        self._owner._run(wait())
         return self.html
 
     def upload(self, slot: str, name: str, content: bytes, content_type: str = "") -> UploadResult:

@@ -13,7 +13,7 @@ from django.template import engines, loader
 from django.template.backends.base import BaseEngine
 from django.utils.safestring import mark_safe
 
-from djust import page, tokens
+from djust import broadcasts, page, tokens
 from djust.decorators import is_event_handler
 
 # Names reserved by the framework; a handler that takes one would shadow or call itself.
@@ -66,6 +66,27 @@ class LiveView:
         context.setdefault("view", self)
         context.update(kwargs)
         return context
+
+    # -- broadcasts ------------------------------------------------------------------
+
+    def subscribe(self, group: str) -> None:
+        """Receive broadcasts to ``group`` in ``handle_broadcast`` while the page is live.
+
+        Call it in ``mount`` or in an event handler. On the HTTP render it only takes note;
+        the socket joins the group once the view is mounted there, in whichever process.
+        """
+        self.__dict__.setdefault("_djust_groups", set()).add(broadcasts.check_group(group))
+
+    def unsubscribe(self, group: str) -> None:
+        """Stop receiving broadcasts to ``group`` (nothing happens if the view was not in it)."""
+        self.__dict__.setdefault("_djust_groups", set()).discard(group)
+
+    def handle_broadcast(self, group: str, event: str, payload: dict[str, Any]) -> None:
+        """Called for each broadcast to a subscribed group; the view is re-rendered after it.
+
+        Runs like an event handler: on the session's thread (or the event loop when it is
+        ``async def``), never at the same time as another handler of this view.
+        """
 
     # -- rendering -------------------------------------------------------------------
 

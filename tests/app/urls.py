@@ -8,5 +8,7 @@ urlpatterns = [
     path("slow/", views.SlowView.as_view()),
     path("uploads/", views.UploadsView.as_view()),
     path("uploads-reversed/", views.ReversedBasesView.as_view()),
+    path("room/", views.RoomView.as_view()),
+    path("room-async/", views.AsyncRoomView.as_view()),
     path("whoami/", views.WhoAmIView.as_view()),
 ]

@@ -2,11 +2,12 @@
 
 import asyncio
 import errno
+import os
 import time
 
 from django.core.files.storage import default_storage
 
-from djust import LiveView, event_handler
+from djust import LiveView, abroadcast, broadcast, event_handler
 from djust.uploads import UploadMixin
 from djust.uploads.writers import TempFileWriter
 
@@ -162,3 +163,44 @@ class ReversedBasesView(UploadMixin, LiveView):
 
     def mount(self, request, **kwargs):
         self.allow_upload("files", max_entries=2)
+
+
+class RoomView(LiveView):
+    """Broadcasts: subscribes to ``?group=`` (``room``); ``say`` broadcasts from its process."""
+
+    template_string = (
+        "<p id='pid'>{{ pid }}</p>"
+        "<ul id='lines'>{% for line in lines %}<li>{{ line }}</li>{% endfor %}</ul>"
+    )
+
+    def mount(self, request, **kwargs):
+        self.pid = os.getpid()
+        self.lines = []
+        self.subscribe(request.GET.get("group", "room"))
+
+    @event_handler
+    def say(self, text: str, group: str = "room", event: str = "said"):
+        broadcast(group, event, text=text, pid=os.getpid())
+
+    @event_handler
+    async def say_async(self, text: str, group: str = "room"):
+        await abroadcast(group, "said", text=text, pid=os.getpid())
+
+    @event_handler
+    def join(self, group: str):
+        self.subscribe(group)
+
+    @event_handler
+    def leave(self, group: str):
+        self.unsubscribe(group)
+
+    def handle_broadcast(self, group, event, payload):
+        if event == "boom":
+            raise RuntimeError("secret detail")
+        self.lines.append(f"{group} {event} {payload['text']} {payload['pid']}")
+
+
+class AsyncRoomView(RoomView):
+    async def handle_broadcast(self, group, event, payload):
+        await asyncio.sleep(0)
+        self.lines.append(f"async {group} {event} {payload['text']}")

@@ -391,6 +391,27 @@ def test_a_file_changed_after_it_was_picked_fails_alone_and_the_socket_stays(
     assert wait_until(lambda: not server.temp_files()), server.temp_files()
 
 
+def test_a_photo_published_in_one_tab_appears_in_another(live_page, browser, server, tmp_path):
+    # Another user's tab: a context of its own, the same server process (in-memory layer).
+    context = browser.new_context()
+    watcher = context.new_page()
+    watcher.add_init_script(INIT_SCRIPT)
+    open_view(watcher, server, "/gallery/")
+    open_view(live_page, server, "/gallery/")
+    name = unique("shared", ".png")
+
+    live_page.set_input_files("input[dj-upload=photos]", write(tmp_path, name, png_bytes(20, 20)))
+    live_page.get_by_role("button", name="Publish").click()
+    expect(live_page.locator("#saved img")).to_have_count(1)
+
+    arrived = watcher.locator("#others img")
+    expect(arrived).to_have_count(1)
+    assert arrived.get_attribute("alt") == name
+    assert arrived.get_attribute("src") == live_page.locator("#saved img").get_attribute("src")
+    expect(live_page.locator("#others img")).to_have_count(0)  # not shown twice to its sender
+    context.close()
+
+
 def test_cancel_from_the_progress_item_drops_the_upload(live_page, server, tmp_path):
     page = live_page
     name = unique("big", ".txt")

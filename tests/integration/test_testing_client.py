@@ -68,3 +68,30 @@ def test_a_token_rendered_for_one_user_cannot_mount_for_another(client, django_u
         assert caught.value.code == "bad_token"
     finally:
         stranger.close()
+
+
+def test_a_broadcast_from_the_test_re_renders_a_subscribed_view(client):
+    view = client.get("/t/room/")
+    client.broadcast("room", "said", text="from the test", pid=0)
+    assert "<li>room said from the test 0</li>" in view.next_render()
+
+
+def test_a_handler_s_broadcast_reaches_another_view_of_the_same_client(client):
+    alice, bob = client.get("/t/room/"), client.get("/t/room/")
+    alice.event("say", text="hi bob")
+    assert "room said hi bob" in bob.next_render()
+
+
+def test_next_render_times_out_when_nothing_is_broadcast(client):
+    view = client.get("/t/room/?group=quiet")
+    client.broadcast("room", "said", text="elsewhere", pid=0)
+    with pytest.raises(TimeoutError):
+        view.next_render(timeout=0.3)
+
+
+def test_a_subscribing_view_without_a_channel_layer_fails_to_mount_saying_why(client, settings):
+    settings.CHANNEL_LAYERS = {}
+    with pytest.raises(ServerError) as caught:
+        client.get("/t/room/")
+    assert caught.value.code == "mount_failed"
+    assert "CHANNEL_LAYERS" in caught.value.payload["message"]

@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connections
 from django.urls import Resolver404, resolve
 
-from djust import conf, params, tokens
+from djust import broadcasts, conf, params, tokens
 from djust.decorators import is_event_handler
 from djust.errors import (
     BadToken,
@@ -59,6 +60,7 @@ class LiveSession:
         # too, so that it never interleaves with an event handler.
         self.lock = asyncio.Lock()
         self.closed = False
+        self.subscriptions: broadcasts.Subscriptions | None = None
 
     # -- sending ---------------------------------------------------------------------
 
@@ -82,8 +84,11 @@ class LiveSession:
         """
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="djust-session")
-        call = functools.partial(contextvars.copy_context().run, _in_thread, func, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        context.run(broadcasts.session_loop.set, loop)  # broadcast() from a handler sends here
+        call = functools.partial(context.run, _in_thread, func, *args, **kwargs)
+        return await loop.run_in_executor(self._executor, call)
 
     async def call_user(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call a view method: coroutines on the event loop, plain functions on the thread."""
@@ -157,6 +162,11 @@ class LiveSession:
             logger.exception("mounting %s failed", token.view)
             raise MountError(self._describe(exc, f"mounting {cls.__qualname__} failed")) from exc
         self.view, self.request, self._html = view, request, html
+        try:
+            await self._update_subscriptions()
+        except HandlerError as error:
+            self.view = None
+            raise MountError(error.message) from error
         from djust.uploads.mixin import UploadMixin
 
         if isinstance(view, UploadMixin):
@@ -184,6 +194,7 @@ class LiveSession:
         finally:
             if self.uploads is not None:
                 await self.uploads.after_event()
+            await self._update_subscriptions()
         html = await self.run_sync(view.render_live, self.request)
         reply: dict[str, Any] = {"t": "reply", "id": message["id"]}
         if html != self._html:
@@ -201,6 +212,46 @@ class LiveSession:
         self._mounted()
         if self.uploads is not None:
             await self.uploads.cancel_from_client(message["ref"])
+
+    # -- broadcasts ------------------------------------------------------------------
+
+    async def _update_subscriptions(self) -> None:
+        """Make the socket's group memberships follow the view's ``subscribe`` calls."""
+        wanted = set(getattr(self.view, "_djust_groups", ()))
+        if self.subscriptions is None:
+            if not wanted:
+                return
+            self.subscriptions = broadcasts.Subscriptions(self._on_broadcast)
+        try:
+            await self.subscriptions.update(wanted)
+        except ImproperlyConfigured as exc:
+            raise HandlerError(str(exc)) from exc
+        except Exception as exc:
+            logger.exception("joining broadcast groups %s failed", sorted(wanted))
+            raise HandlerError(self._describe(exc, "cannot join the broadcast groups")) from exc
+
+    async def _on_broadcast(self, message: dict[str, Any]) -> None:
+        async with self.lock:
+            view = self.view
+            if self.closed or view is None:
+                return
+            event = str(message["event"])
+            try:
+                await self.call_user(
+                    view.handle_broadcast, message["group"], event, message["payload"]
+                )
+            except Exception as exc:
+                logger.exception("broadcast %s to %s raised", event, type(view).__qualname__)
+                error = HandlerError(self._describe(exc, f"broadcast {event} failed"))
+                await self.send_error(error)
+            finally:
+                if self.uploads is not None:
+                    await self.uploads.after_event()
+            try:
+                await self._update_subscriptions()
+            except DjustError as error:
+                await self.send_error(error)
+            await self.rerender()
 
     # -- rendering -------------------------------------------------------------------
 
@@ -259,6 +310,8 @@ class LiveSession:
         if self.closed:
             return
         self.closed = True
+        if self.subscriptions is not None:
+            await self.subscriptions.close()
         if self.uploads is not None:
             await self.uploads.close()
         if self._executor is not None:

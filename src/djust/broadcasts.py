@@ -1,0 +1,167 @@
+"""Broadcasts: server-side messages to every live view subscribed to a group, in any process.
+
+A view subscribes in ``mount`` (``self.subscribe("gallery")``); anything (an event handler,
+another process's view, a management command, a task queue worker) calls
+``broadcast("gallery", "published", name=...)``; each subscribed view's ``handle_broadcast``
+runs and the view is re-rendered. Messages travel over Channels' channel layer: the in-memory
+layer within one process, ``channels_redis`` across several workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger("djust")
+
+MESSAGE_TYPE = "djust.broadcast"
+GROUP_PREFIX = "djust."
+# Channels' group names: ASCII letters, digits, hyphens, underscores and periods, < 100 long.
+_GROUP = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
+# How often a live view renews its memberships: channels_redis forgets a group member after its
+# ``group_expiry`` (a day by default), and a page can stay open longer than that.
+RENEW_EVERY = 3600.0
+
+# The event loop of the djust session whose thread runs the current handler (see broadcast()).
+session_loop: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
+    "djust_session_loop", default=None
+)
+
+
+def check_group(group: Any) -> str:
+    """``group`` if it is a valid group name; ``ValueError`` (``TypeError``) saying why not."""
+    if not isinstance(group, str):
+        raise TypeError(f"a broadcast group is a str, not {type(group).__name__}")
+    if not _GROUP.fullmatch(group):
+        raise ValueError(
+            f"invalid broadcast group {group[:100]!r}: use 1 to 80 ASCII letters, digits, "
+            "hyphens, underscores or periods"
+        )
+    return group
+
+
+def layer() -> Any:
+    """The default channel layer; ``ImproperlyConfigured`` when the project has none."""
+    channel_layer = get_channel_layer()
+    if channel_layer is None:
+        raise ImproperlyConfigured(
+            "djust broadcasts need a channel layer: set CHANNEL_LAYERS, e.g. "
+            "channels.layers.InMemoryChannelLayer for one process or "
+            "channels_redis.core.RedisChannelLayer for several"
+        )
+    return channel_layer
+
+
+def _message(group: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+    check_group(group)
+    if not isinstance(event, str) or not event:
+        raise ValueError("a broadcast needs an event name (a non-empty str)")
+    try:
+        # The Redis layer serializes messages; checking here makes the in-memory layer of
+        # development refuse what production would.
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"broadcast {event!r}: payload is not JSON-serializable: {exc}") from exc
+    return {"type": MESSAGE_TYPE, "group": group, "event": event, "payload": payload}
+
+
+async def abroadcast(group: str, event: str, /, **payload: Any) -> None:
+    """Send ``event`` with ``payload`` to every live view subscribed to ``group``."""
+    message = _message(group, event, payload)
+    await layer().group_send(GROUP_PREFIX + group, message)
+
+
+def broadcast(group: str, event: str, /, **payload: Any) -> None:
+    """``abroadcast`` for synchronous code: view handlers, Django views, commands, tasks."""
+    message = _message(group, event, payload)
+    channel_layer = layer()
+    send = channel_layer.group_send(GROUP_PREFIX + group, message)
+    loop = session_loop.get()
+    if loop is not None and loop.is_running():
+        # A djust handler on its session's thread: send on the server's own loop, where the
+        # in-memory layer's queues live.
+        asyncio.run_coroutine_threadsafe(send, loop).result()
+    else:
+        async_to_sync(_await)(send)
+
+
+async def _await(work: Awaitable[None]) -> None:
+    await work
+
+
+class Subscriptions:
+    """One live view's memberships: a channel of its own, its groups, and a listening task."""
+
+    def __init__(self, deliver: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self._deliver = deliver
+        self._layer: Any = None
+        self.channel: str | None = None
+        self.groups: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def update(self, wanted: set[str]) -> None:
+        """Join the groups in ``wanted`` that are new and leave the ones no longer in it."""
+        if wanted == self.groups:
+            return
+        if self._layer is None:
+            self._layer = layer()
+            self.channel = await self._layer.new_channel(prefix="djust")
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._listen()), loop.create_task(self._renew())]
+        for group in sorted(wanted - self.groups):
+            await self._layer.group_add(GROUP_PREFIX + group, self.channel)
+            self.groups.add(group)
+        for group in sorted(self.groups - wanted):
+            self.groups.discard(group)
+            await self._layer.group_discard(GROUP_PREFIX + group, self.channel)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                message = await self._layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The layer's server went away: keep the page, try again shortly.
+                logger.exception("djust: receiving broadcasts on %s failed", self.channel)
+                await asyncio.sleep(1.0)
+                continue
+            if message.get("type") == MESSAGE_TYPE and message.get("group") in self.groups:
+                try:
+                    await self._deliver(message)
+                except Exception:
+                    logger.exception("djust: delivering a broadcast on %s failed", self.channel)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            for group in list(self.groups):
+                try:
+                    await self._layer.group_add(GROUP_PREFIX + group, self.channel)
+                except Exception:
+                    logger.exception("djust: renewing the membership of %s failed", group)
+
+    async def close(self) -> None:
+        """Stop listening and leave every group (the socket is gone)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        groups, self.groups = self.groups, set()
+        for group in groups:
+            try:
+                await self._layer.group_discard(GROUP_PREFIX + group, self.channel)
+            except Exception:
+                logger.exception("djust: leaving %s failed", group)
