@@ -31,6 +31,8 @@ _GROUP = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
 # How often a live view renews its memberships: channels_redis forgets a group member after its
 # ``group_expiry`` (a day by default), and a page can stay open longer than that.
 RENEW_EVERY = 3600.0
+# While the layer's server is unreachable, a view tries again after 0.5 s, 1 s, 2 s ... 30 s.
+RETRY_FIRST, RETRY_MAX = 0.5, 30.0
 
 # The event loop of the djust session whose thread runs the current handler (see broadcast()).
 session_loop: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
@@ -131,10 +133,11 @@ class Subscriptions:
                 message = await self._layer.receive(self.channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # The layer's server went away: keep the page, try again shortly.
-                logger.exception("djust: receiving broadcasts on %s failed", self.channel)
-                await asyncio.sleep(1.0)
+            except Exception as exc:
+                # The layer's server went away: the page keeps working without broadcasts.
+                logger.warning("djust: broadcasts to %s stopped: %r", self.channel, exc)
+                await self._recover()
+                logger.info("djust: broadcasts to %s resumed", self.channel)
                 continue
             if message.get("type") == MESSAGE_TYPE and message.get("group") in self.groups:
                 try:
@@ -142,14 +145,33 @@ class Subscriptions:
                 except Exception:
                     logger.exception("djust: delivering a broadcast on %s failed", self.channel)
 
+    async def _recover(self) -> None:
+        """Wait until the layer answers again, then join the groups again (a restarted Redis
+        has forgotten them); retry after 0.5 s, 1 s, 2 s ... up to 30 s."""
+        delay = RETRY_FIRST
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._join(self.groups)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                delay = min(delay * 2, RETRY_MAX)
+
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(RENEW_EVERY)
-            for group in list(self.groups):
-                try:
-                    await self._layer.group_add(GROUP_PREFIX + group, self.channel)
-                except Exception:
-                    logger.exception("djust: renewing the membership of %s failed", group)
+            try:
+                await self._join(self.groups)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("djust: renewing the groups of %s failed: %r", self.channel, exc)
+
+    async def _join(self, groups: set[str]) -> None:
+        for group in sorted(groups):
+            await self._layer.group_add(GROUP_PREFIX + group, self.channel)
 
     async def close(self) -> None:
         """Stop listening and leave every group (the socket is gone)."""

@@ -4,6 +4,7 @@ channel layer, as behind a load balancer. A real ``redis-server`` runs for the m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from djust.testing import LiveClient, WebSocketTransport, token_from_html
+from djust.testing import LiveClient, ServerError, WebSocketTransport, token_from_html
 from djust.transport.protocol import encode_chunk
 
 from ..conftest import ROOT, Server, free_port
@@ -29,31 +30,50 @@ pytestmark = pytest.mark.redis
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+class RedisServer:
+    """``redis-server`` on a port of its own, with no persistence: a restart forgets all."""
+
+    def __init__(self) -> None:
+        if not Path(REDIS).exists():
+            pytest.fail("redis-server is missing: run scripts/test, which installs it")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = tempfile.mkdtemp(prefix="djust-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        command = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        self.process = subprocess.Popen(
+            [*command, "--appendonly", "no"],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def redis_url():
-    if not Path(REDIS).exists():
-        pytest.fail("redis-server is missing: run scripts/test, which installs it")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="djust-redis-")
-    process = subprocess.Popen(
-        [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
-    shutil.rmtree(workdir, ignore_errors=True)
+    redis = RedisServer().start()
+    yield redis.url
+    redis.remove()
 
 
 class Workers:
@@ -99,8 +119,8 @@ def pid_of(html: str) -> int:
     return int(re.search(r"<p id='pid'>(\d+)</p>", html).group(1))
 
 
-async def next_lines(client: LiveClient) -> list[str]:
-    message = await asyncio.wait_for(client.wait_for(lambda m: m["t"] == "render"), 10)
+async def next_lines(client: LiveClient, timeout: float = 10.0) -> list[str]:
+    message = await asyncio.wait_for(client.wait_for(lambda m: m["t"] == "render"), timeout)
     return re.findall(r"<li>(.*?)</li>", message["html"])
 
 
@@ -199,3 +219,38 @@ def test_uploads_on_two_workers_survive_a_third_worker_starting(workers):
     for (path, digest, size), data in zip(rows, contents, strict=True):
         assert (size, digest) == (len(data), hashlib.sha256(data).hexdigest())
         assert (workers.state / "media" / path).read_bytes() == data
+
+
+def test_pages_outlive_a_redis_outage_and_get_broadcasts_again_after_it():
+    redis = RedisServer().start()
+    pool = Workers(redis.url)
+    worker = pool.start()
+    script = "import django; django.setup(); from djust import broadcast; "
+    script += "broadcast('room', 'said', text='back again', pid=0)"
+
+    async def body():
+        alice = await connect(worker, "/t/room/")
+        redis.stop()
+        with pytest.raises(ServerError) as refused:
+            await alice.event("say", text="into the void")
+        await alice.ping()  # the connection stayed
+        redis.start()  # empty: the groups are gone with the old process
+        # The page tries again after 0.5 s, 1 s, 2 s ...: broadcast until it has joined again.
+        got = None
+        for _ in range(20):
+            await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-c", script], env=worker.env, check=True, cwd=ROOT
+            )
+            with contextlib.suppress(TimeoutError):
+                got = await next_lines(alice, timeout=1.0)
+                break
+        await alice.close()
+        return refused.value.code, got
+
+    try:
+        code, got = run_async(body())
+    finally:
+        pool.stop()
+        redis.remove()
+    assert code == "handler_error"
+    assert got == ["room said back again 0"]
