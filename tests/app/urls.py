@@ -9,6 +9,7 @@ urlpatterns = [
     path("uploads/", views.UploadsView.as_view()),
     path("uploads-reversed/", views.ReversedBasesView.as_view()),
     path("room/", views.RoomView.as_view()),
+    path("announce/", views.announce),
     path("room-async/", views.AsyncRoomView.as_view()),
     path("whoami/", views.WhoAmIView.as_view()),
 ]

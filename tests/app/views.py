@@ -204,3 +204,11 @@ class AsyncRoomView(RoomView):
     async def handle_broadcast(self, group, event, payload):
         await asyncio.sleep(0)
         self.lines.append(f"async {group} {event} {payload['text']}")
+
+
+def announce(request):
+    """A plain Django view (run on a thread by Django's ASGI handler) that broadcasts."""
+    from django.http import HttpResponse
+
+    broadcast(request.GET.get("group", "room"), "said", text=request.GET["text"], pid=0)
+    return HttpResponse("sent")

@@ -10,7 +10,7 @@ import pytest
 
 from djust.testing import ServerError
 
-from .conftest import Live
+from .conftest import Live, fetch
 
 
 def lines(html: str) -> list[str]:
@@ -128,5 +128,15 @@ def test_many_subscribers_each_get_one_render(live: Live):
         await viewers[0].event("say", text="to all", group="crowd")
         for viewer in viewers:
             assert len(await rendered(viewer)) == 1
+
+    live.run(body())
+
+
+def test_a_plain_django_view_can_broadcast(live: Live):
+    async def body():
+        alice = await live.connect("/t/room/?group=news")
+        answer = await asyncio.to_thread(fetch, live.server.url + "/t/announce/?group=news&text=hi")
+        assert answer == "sent"
+        assert await rendered(alice) == ["news said hi 0"]
 
     live.run(body())
