@@ -115,6 +115,15 @@ def server():
     shutil.rmtree(srv.state_dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def own_server():
+    """A server of the test module's own, which its tests may stop and start again."""
+    srv = make_server().start()
+    yield srv
+    srv.stop()
+    shutil.rmtree(srv.state_dir, ignore_errors=True)
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -5,10 +5,18 @@ import os
 os.environ.setdefault("DEMO_DEBUG", "0")
 
 from demo_project.settings import *  # noqa: F403
-from demo_project.settings import DJUST, INSTALLED_APPS, STATE_DIR
+from demo_project.settings import DJUST, INSTALLED_APPS, MIDDLEWARE, STATE_DIR
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.app"]
 ROOT_URLCONF = "tests.urls"
+# A site in two languages: LocaleMiddleware after the session, before CommonMiddleware.
+MIDDLEWARE = [*MIDDLEWARE]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
+    "django.middleware.locale.LocaleMiddleware",
+)
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "French")]
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DJUST = {
@@ -23,8 +31,25 @@ _LIMITS = {
     "TEST_MAX_CONNECTION_BYTES": "MAX_UPLOAD_BYTES_PER_CONNECTION",
     "TEST_UPLOAD_WINDOW": "UPLOAD_WINDOW",
     "TEST_MAX_FRAME_SIZE": "MAX_FRAME_SIZE",
+    "TEST_MAX_TEXT_FPS": "MAX_TEXT_FRAMES_PER_SECOND",
+    "TEST_MAX_PROCESS_TEXT_FPS": "MAX_TEXT_FRAMES_PER_SECOND_PER_PROCESS",
+    "TEST_MAX_PROCESS_BYTES": "MAX_UPLOAD_BYTES_PER_PROCESS",
+    "TEST_MIN_RATE": "UPLOAD_MIN_RATE",
+    "TEST_MIN_RATE_WINDOW": "UPLOAD_MIN_RATE_WINDOW",
+    "TEST_MAX_UPLOADS_PER_PROCESS": "MAX_UPLOADS_PER_PROCESS",
+    "TEST_MAX_UPLOADS_PER_CLIENT": "MAX_UPLOADS_PER_CLIENT",
+    "TEST_MAX_UPLOADS_PER_USER": "MAX_UPLOADS_PER_USER",
+    "TEST_MIN_FREE_DESCRIPTORS": "MIN_FREE_DESCRIPTORS",
 }
 DJUST.update({key: int(os.environ[env]) for env, key in _LIMITS.items() if env in os.environ})
+# A server short of file descriptors: ``make_server(TEST_NOFILE="256")``.
+if "TEST_NOFILE" in os.environ:
+    import resource
+
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE,
+        (int(os.environ["TEST_NOFILE"]), resource.getrlimit(resource.RLIMIT_NOFILE)[1]),
+    )
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 # Several workers: ``make_server(TEST_REDIS_URL=...)`` puts them on one Redis channel layer.
 if "TEST_REDIS_URL" in os.environ:
@@ -34,3 +59,27 @@ if "TEST_REDIS_URL" in os.environ:
             "CONFIG": {"hosts": [os.environ["TEST_REDIS_URL"]]},
         }
     }
+# PostgreSQL: ``make_server(TEST_DATABASE_URL="postgres://user@host:port/name")``.
+if "TEST_DATABASE_URL" in os.environ:
+    from urllib.parse import urlsplit
+
+    _db = urlsplit(os.environ["TEST_DATABASE_URL"])
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": _db.path.lstrip("/"),
+            "USER": _db.username or "",
+            "PASSWORD": _db.password or "",
+            "HOST": _db.hostname or "",
+            "PORT": str(_db.port or ""),
+        }
+    }
+# Served under a script name: ``make_server(TEST_SCRIPT_NAME="/sub")``.
+if "TEST_SCRIPT_NAME" in os.environ:
+    ASGI_APPLICATION = "tests.subpath.application"
+    STATIC_URL = os.environ["TEST_SCRIPT_NAME"] + "/static/"
+# The tests' proxy says "https" in this header (as a TLS-terminating proxy in front would).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Origins besides the site's own: ``make_server(TEST_ALLOWED_ORIGINS="https://a.test,...")``.
+if "TEST_ALLOWED_ORIGINS" in os.environ:
+    DJUST["ALLOWED_ORIGINS"] = os.environ["TEST_ALLOWED_ORIGINS"].split(",")

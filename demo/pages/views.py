@@ -1,5 +1,6 @@
 import secrets
 
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import render
 
 from djust import LiveView, broadcast
@@ -42,7 +43,11 @@ class CounterView(LiveView):
         self.query = value
 
 
-# -- The spec's examples, as written ------------------------------------------------------
+# -- The spec's examples, as written, but for the names files are stored under --------------
+#
+# The spec saves each file under its client_name: on a storage that overwrites (django-storages'
+# S3 and GCS backends by default), one user's "me.png" would replace another's. entry.unique_name()
+# gives every file a name of its own.
 
 from django.core.files.storage import default_storage  # noqa: E402
 
@@ -72,7 +77,7 @@ class ProfileView(LiveView, UploadMixin):
             # entry.data = bytes
             # entry.file = BytesIO file object
 
-            path = default_storage.save(f"avatars/{entry.client_name}", entry.file)
+            path = default_storage.save(entry.unique_name("avatars/"), entry.file)
             self.avatar_url = default_storage.url(path)
 
 
@@ -95,7 +100,9 @@ class DocumentsView(LiveView, UploadMixin):
         uploaded = []
         for entry in self.consume_uploaded_entries("files"):
             # Save to storage
-            path = default_storage.save(f"documents/{self.user.id}/{entry.client_name}", entry.file)
+            path = default_storage.save(
+                entry.unique_name(f"documents/{self.user.id}/", keep_stem=True), entry.file
+            )
 
             # Create database record
             doc = Document.objects.create(
@@ -125,6 +132,10 @@ class DocumentsView(LiveView, UploadMixin):
         self.cancel_upload("files", ref)
 
 
+class MyDocumentsView(LoginRequiredMixin, DocumentsView):
+    """The spec's view for logged-in users only: the mixin checks the page and the socket."""
+
+
 class GalleryView(LiveView, UploadMixin):
     """auto_upload=False: files are previewed on selection and sent when the form is submitted."""
 
@@ -150,7 +161,7 @@ class GalleryView(LiveView, UploadMixin):
         self.caption = caption
         published = []
         for entry in self.consume_uploaded_entries("photos"):
-            path = default_storage.save(f"gallery/{entry.client_name}", entry.file)
+            path = default_storage.save(entry.unique_name("gallery/"), entry.file)
             published.append({"url": default_storage.url(path), "name": entry.client_name})
             self.saved.append({**published[-1], "sha256": entry.sha256})
         if published:

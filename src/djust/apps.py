@@ -12,8 +12,10 @@ class DjustConfig(AppConfig):
     verbose_name = "djust"
 
     def ready(self) -> None:
-        from djust import checks  # noqa: F401  (registers the system checks)
+        from djust import auth, checks  # noqa: F401  (checks registers the system checks)
         from djust.uploads.writers import sweep_orphans
+
+        auth.connect_signals()  # logout and user changes end the user's live pages
 
         # Uploads of a process that died (crash, SIGKILL) leave temp files nobody will remove.
         try:

@@ -13,13 +13,13 @@ def get_asgi_application() -> Any:
 
     from channels.auth import AuthMiddlewareStack
     from channels.routing import ProtocolTypeRouter, URLRouter
-    from channels.security.websocket import AllowedHostsOriginValidator
     from django.apps import apps
     from django.conf import settings
     from django.urls import path
 
     from djust import conf
     from djust.transport.consumer import LiveConsumer
+    from djust.transport.origin import OriginValidator
 
     if apps.is_installed("django.contrib.staticfiles") and (
         settings.DEBUG or conf.get("SERVE_STATIC")
@@ -27,7 +27,7 @@ def get_asgi_application() -> Any:
         from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
         http = ASGIStaticFilesHandler(http)
-    socket = AllowedHostsOriginValidator(
+    socket = OriginValidator(
         AuthMiddlewareStack(URLRouter([path(conf.get("WS_PATH"), LiveConsumer.as_asgi())]))
     )
     return ProtocolTypeRouter({"http": http, "websocket": socket})

@@ -77,6 +77,11 @@ def _message(group: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {"type": MESSAGE_TYPE, "group": group, "event": event, "payload": payload}
 
 
+def idle_timeout(exc: BaseException) -> bool:
+    """Whether a layer's ``receive`` failed by timing out (redis-py has its own TimeoutError)."""
+    return isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutError"
+
+
 async def abroadcast(group: str, event: str, /, **payload: Any) -> None:
     """Send ``event`` with ``payload`` to every live view subscribed to ``group``."""
     message = _message(group, event, payload)
@@ -128,12 +133,18 @@ class Subscriptions:
             await self._layer.group_discard(GROUP_PREFIX + group, self.channel)
 
     async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 message = await self._layer.receive(self.channel)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if idle_timeout(exc) and loop.time() - started > 1.0:
+                    # A read that waited long and gave up (channels_redis on redis-py 8 does so
+                    # every few seconds): the server is there and remembers the groups.
+                    continue
                 # The layer's server went away: the page keeps working without broadcasts.
                 logger.warning("djust: broadcasts to %s stopped: %r", self.channel, exc)
                 await self._recover()

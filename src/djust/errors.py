@@ -72,6 +72,18 @@ class ExpiredToken(MountError):
     code = "expired_token"
 
 
+class AccessDenied(MountError):
+    """The view's dispatch-time checks refused this user (login required, no permission)."""
+
+    code = "access_denied"
+
+
+class SessionEnded(DjustError):
+    """The login this page was opened with has ended (logout, password change); reload it."""
+
+    code = "session_ended"
+
+
 class NotMounted(ProtocolError):
     """An event arrived before the view was mounted."""
 
@@ -147,6 +159,12 @@ class BadName(UploadError):
     code = "bad_name"
 
 
+class BadType(UploadError):
+    """The declared MIME type is not exactly one ``type/subtype`` (a list, spaces, garbage)."""
+
+    code = "bad_type"
+
+
 class BadRef(UploadError):
     """The upload ref is malformed, unknown or already in use."""
 
@@ -181,6 +199,15 @@ class WriteFailed(UploadError):
     """The server could not store the upload (disk full or storage failure)."""
 
     code = "write_failed"
+
+
+class UnsafeUploadDir(WriteFailed):
+    """The server's upload directory is not private to it: uploads are refused until it is."""
+
+    @property
+    def message(self) -> str:
+        # The client learns that uploads are refused; the path and its owner are for the server.
+        return self.__doc__ or self.code
 
 
 class StalledUpload(UploadError):

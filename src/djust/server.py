@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 # Chosen by measurement (docs/performance.md): the sans-I/O websockets implementation is the
@@ -26,3 +27,14 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, **options: Any) -
     # never buffers more than that for one frame.
     limit = max(conf.get("MAX_FRAME_SIZE"), conf.get("MAX_TEXT_SIZE"))
     uvicorn.run(app, host=host, port=port, **{**UVICORN_OPTIONS, "ws_max_size": limit, **options})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only."""
+    host = host.strip().removeprefix("[").removesuffix("]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # any other name may resolve to an address others can reach

@@ -89,12 +89,17 @@ class CommunicatorTransport(Transport):
 
     @classmethod
     async def connect(
-        cls, application: Any, path: str, headers: list[tuple[bytes, bytes]]
+        cls,
+        application: Any,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        scheme: str = "ws",
     ) -> CommunicatorTransport:
         from asgiref.testing import ApplicationCommunicator
 
         scope = {
             "type": "websocket",
+            "scheme": scheme,
             "path": path,
             "raw_path": path.encode(),
             "query_string": b"",
@@ -344,15 +349,19 @@ class LiveViewTestClient:
     def _run(self, coroutine: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
 
-    def get(self, path: str) -> LiveViewSession:
-        """Render ``path`` over HTTP and mount its LiveView over the consumer."""
+    def get(self, path: str, *, secure: bool = False) -> LiveViewSession:
+        """Render ``path`` over HTTP and mount its LiveView over the consumer.
 
-        response = self.client.get(path)
+        ``secure=True`` makes both requests as a browser on an ``https://`` page would (the
+        socket is then ``wss``), like ``secure`` of Django's test client.
+        """
+
+        response = self.client.get(path, secure=secure)
         if response.status_code != 200:
             raise AssertionError(f"GET {path} answered {response.status_code}")
-        return self.mount_html(response.content.decode())
+        return self.mount_html(response.content.decode(), secure=secure)
 
-    def mount_html(self, html: str) -> LiveViewSession:
+    def mount_html(self, html: str, *, secure: bool = False) -> LiveViewSession:
         """Mount the LiveView of a rendered page over this client's session and cookies."""
         from django.conf import settings
 
@@ -362,13 +371,17 @@ class LiveViewTestClient:
         token = token_from_html(html)
         cookie = "; ".join(f"{k}={v.value}" for k, v in self.client.cookies.items())
         host = (settings.ALLOWED_HOSTS or ["testserver"])[0].lstrip(".").replace("*", "testserver")
-        headers = [(b"origin", f"http://{host}".encode()), (b"host", host.encode())]
+        origin = f"{'https' if secure else 'http'}://{host}"
+        headers = [(b"origin", origin.encode()), (b"host", host.encode())]
         if cookie:
             headers.append((b"cookie", cookie.encode()))
 
         async def connect() -> LiveClient:
             transport = await CommunicatorTransport.connect(
-                get_asgi_application(), "/" + conf.get("WS_PATH"), headers
+                get_asgi_application(),
+                "/" + conf.get("WS_PATH"),
+                headers,
+                "wss" if secure else "ws",
             )
             live = LiveClient(transport)
             try:
@@ -397,6 +410,11 @@ class LiveViewTestClient:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+        from djust.transport import threads
+
+        # The views ran on the process's shared threads: end them, so that no database
+        # connection of this test (a transaction, an in-memory database) reaches the next one.
+        threads.reset()
 
 
 class LiveViewSession:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
+from inspect import ismethod
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.middleware.csrf import get_token
+from django.shortcuts import resolve_url
 from django.template import engines, loader
 from django.template.backends.base import BaseEngine
+from django.utils.functional import cached_property
 from django.utils.safestring import mark_safe
+from django.views.generic import View
 
-from djust import broadcasts, page, tokens
+from djust import broadcasts, page, params, tokens
 from djust.decorators import is_event_handler
 
 # Names reserved by the framework; a handler that takes one would shadow or call itself.
@@ -33,11 +40,24 @@ def _check_handlers(cls: type) -> None:
                     f"call the handler itself. Give the handler another name, "
                     f"e.g. '{name.rstrip('_')}_clicked' or 'on_{name}'."
                 )
+    # Handlers inherited from plain mixins are checked here too, once per class that uses them.
+    for klass in cls.__mro__:
+        if klass.__module__.startswith(_FRAMEWORK_MODULE_PREFIX):
+            continue
+        for attr in vars(klass).values():
+            if is_event_handler(attr):
+                params.check_handler(attr)
 
 
-class LiveView:
-    """Subclass, set ``template_name`` (or ``template_string``), write ``mount`` and handlers."""
+class LiveView(View):
+    """Subclass, set ``template_name`` (or ``template_string``), write ``mount`` and handlers.
 
+    A ``View``: ``as_view(**initkwargs)``, ``setup()`` and ``dispatch()`` work as for any Django
+    class-based view, so auth mixins and dispatch-time checks apply to the page and, with the
+    socket's user, again when the socket mounts.
+    """
+
+    http_method_names = ["get", "head", "options"]
     template_name: str | None = None
     template_string: str | None = None
     # The page a fragment template is placed in; it must render ``{{ djust_root }}``.
@@ -49,23 +69,38 @@ class LiveView:
         _check_handlers(cls)
         cls._djust_compiled = None
 
-    def __init__(self, **initkwargs: Any) -> None:
-        for key, value in initkwargs.items():
-            setattr(self, key, value)
-
     # -- what users override ---------------------------------------------------------
 
     def mount(self, request: HttpRequest, **kwargs: Any) -> None:
         """Set the initial state; runs for the HTTP render and again when the socket mounts."""
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        """The template context: the view's public attributes, plus ``kwargs``."""
+        """The template context: the view's public attributes (class and instance), ``kwargs``."""
         parent = getattr(super(), "get_context_data", None)
         context: dict[str, Any] = parent(**kwargs) if parent else {}
-        context.update((k, v) for k, v in vars(self).items() if not k.startswith("_"))
+        context.update(_class_context(type(self)))
+        context.update(
+            (k, v) for k, v in vars(self).items() if not k.startswith("_") and not ismethod(v)
+        )
         context.setdefault("view", self)
         context.update(kwargs)
         return context
+
+    # -- answering the page ----------------------------------------------------------
+
+    def redirect(self, url: str) -> None:
+        """Navigate the browser to ``url`` once the current handler returns."""
+        self.__dict__["_djust_redirect"] = resolve_url(url)
+
+    def push_event(self, name: str, payload: dict[str, Any] | None = None) -> None:
+        """Fire ``djust:<name>`` on the page's window, with ``payload`` as the event's detail."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("push_event needs an event name (a non-empty str)")
+        try:
+            json.dumps(payload, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"push_event {name!r}: payload is not JSON-serializable") from exc
+        self.__dict__.setdefault("_djust_pushed", []).append([name, payload or {}])
 
     # -- broadcasts ------------------------------------------------------------------
 
@@ -84,7 +119,7 @@ class LiveView:
     def handle_broadcast(self, group: str, event: str, payload: dict[str, Any]) -> None:
         """Called for each broadcast to a subscribed group; the view is re-rendered after it.
 
-        Runs like an event handler: on the session's thread (or the event loop when it is
+        Runs like an event handler: on a worker thread (or the event loop when it is
         ``async def``), never at the same time as another handler of this view.
         """
 
@@ -106,7 +141,11 @@ class LiveView:
 
     def render_template(self, request: HttpRequest | None = None) -> str:
         """The template rendered with the current state."""
-        return self.get_template().render(self.get_context_data(), request)
+        context = self.get_context_data()
+        csrf_token = getattr(request, "djust_csrf_token", None)
+        if csrf_token is not None:
+            context.setdefault("csrf_token", csrf_token)
+        return self.get_template().render(context, request)
 
     def render_live(self, request: HttpRequest | None = None) -> str:
         """The HTML of the live region (what the client morphs)."""
@@ -129,30 +168,47 @@ class LiveView:
 
     # -- HTTP entry point ------------------------------------------------------------
 
-    @classmethod
-    def as_view(cls, **initkwargs: Any) -> Callable[..., HttpResponse]:
-        """A Django view function: GET mounts and renders the page; the socket takes over."""
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """Mount and render the page; over the socket, only say that dispatch let it through."""
+        if getattr(request, "djust_socket", False):
+            return DISPATCHED
+        result = call(self.mount, request, **kwargs)
+        if isinstance(result, HttpResponseBase):
+            return result
+        # Forms rendered later over the socket need the CSRF cookie even if this page has none.
+        get_token(request)
+        token = tokens.dumps(
+            type(self),
+            request.path,
+            request.META.get("QUERY_STRING", ""),
+            kwargs,
+            tokens.user_key(getattr(request, "user", None)),
+            request.META.get("SCRIPT_NAME", ""),
+        )
+        return HttpResponse(self.render_page(request, token))
 
-        def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method not in ("GET", "HEAD"):
-                return HttpResponseNotAllowed(["GET", "HEAD"])
-            self = cls(**initkwargs)
-            self.request = request
-            call(self.mount, request, **kwargs)
-            token = tokens.dumps(
-                cls,
-                request.path,
-                request.META.get("QUERY_STRING", ""),
-                kwargs,
-                tokens.user_key(getattr(request, "user", None)),
-            )
-            return HttpResponse(self.render_page(request, token))
 
-        view.view_class = cls  # type: ignore[attr-defined]
-        view.view_initkwargs = initkwargs  # type: ignore[attr-defined]
-        view.__doc__ = cls.__doc__
-        view.__name__ = cls.__name__
-        return view
+class _Dispatched(HttpResponse):
+    """What ``get`` answers on the socket: every dispatch-time check passed."""
+
+
+DISPATCHED = _Dispatched()
+
+
+def _class_context(cls: type) -> dict[str, Any]:
+    """Public data attributes of the user's classes (not of djust's or Django's own)."""
+    context: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith(("djust.", "django.")) or klass is object:
+            continue
+        for name, value in vars(klass).items():
+            if name.startswith("_") or callable(value) or isinstance(value, _DESCRIPTORS):
+                continue
+            context[name] = value
+    return context
+
+
+_DESCRIPTORS = (property, cached_property, classmethod, staticmethod)
 
 
 def call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -5,7 +5,9 @@ import errno
 import os
 import time
 
+from django import forms
 from django.core.files.storage import default_storage
+from django.http import QueryDict
 
 from djust import LiveView, abroadcast, broadcast, event_handler
 from djust.uploads import UploadMixin
@@ -148,6 +150,12 @@ class UploadsView(LiveView, UploadMixin):
             break
 
     @event_handler
+    def note_types(self, slot: str = "any", **kwargs):
+        """What a storage would be told: the declared type, then the file's ``content_type``."""
+        for entry in self.consume_uploaded_entries(slot):
+            self.saved.append(f"{entry.client_name} {entry.client_type} {entry.file.content_type}")
+
+    @event_handler
     def save_then_fail(self, slot: str = "any", **kwargs):
         for entry in self.consume_uploaded_entries(slot):
             self.saved.append(entry.client_name)
@@ -212,3 +220,44 @@ def announce(request):
 
     broadcast(request.GET.get("group", "room"), "said", text=request.GET["text"], pid=0)
     return HttpResponse("sent")
+
+
+class UsersView(LiveView):
+    """Each render runs a query: what holds a database connection shows in the PostgreSQL tests."""
+
+    template_string = (
+        "<ul id='users'>{% for user in view.users %}<li>{{ user.username }}</li>{% endfor %}</ul>"
+    )
+
+    @property
+    def users(self):
+        from django.contrib.auth import get_user_model
+
+        return get_user_model().objects.order_by("pk")
+
+    @event_handler
+    def refresh(self):
+        pass  # the render after it queries
+
+
+class BillingForm(forms.Form):
+    street = forms.CharField()
+    extras = forms.MultipleChoiceField(choices=[("gift", "Gift"), ("fast", "Fast")])
+
+
+class FormParamsView(LiveView):
+    """Form-shaped events: prefixed and indexed names, a multi-value field, a QueryDict."""
+
+    template_string = "<p id='got'>{{ got }}</p>"
+
+    def mount(self, request, **kwargs):
+        self.got = ""
+
+    @event_handler
+    def pick(self, extras: list[str], **fields):
+        self.got = f"{extras!r} {sorted(fields.items())!r}"
+
+    @event_handler
+    def save(self, data: QueryDict):
+        form = BillingForm(data, prefix="billing")
+        self.got = repr(form.cleaned_data) if form.is_valid() else form.errors.as_text()

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-
-from tests.conftest import make_server
 
 pytestmark = pytest.mark.browser
 
@@ -38,14 +34,6 @@ def open_counter(page, base_url: str):
 @pytest.fixture
 def counter(page, server):
     return open_counter(page, server.url)
-
-
-@pytest.fixture(scope="module")
-def own_server():
-    srv = make_server().start()
-    yield srv
-    srv.stop()
-    shutil.rmtree(srv.state_dir, ignore_errors=True)
 
 
 def test_click_updates_count(counter):

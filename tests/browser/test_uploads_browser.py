@@ -149,6 +149,13 @@ def demo_user_id(server) -> int:
         return db.execute("SELECT id FROM auth_user WHERE username = 'demo'").fetchone()[0]
 
 
+def stored_document(server, name: str) -> Path:
+    """The demo stores a document as its stem, a dash, 32 hex digits and its extension."""
+    folder = server.media_dir / "documents" / str(demo_user_id(server))
+    (path,) = folder.glob(f"{Path(name).stem}-{'[0-9a-f]' * 32}{Path(name).suffix}")
+    return path
+
+
 def wait_until(predicate, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -223,9 +230,8 @@ def test_documents_upload_two_files_and_save_them(live_page, server, tmp_path):
     expect(names.filter(has_text=txt_name)).to_have_count(1)
     expect(page.get_by_text("ready to upload")).to_have_count(0)
 
-    folder = server.media_dir / "documents" / str(demo_user_id(server))
-    assert sha256((folder / pdf_name).read_bytes()) == sha256(pdf)
-    assert sha256((folder / txt_name).read_bytes()) == sha256(txt)
+    assert sha256(stored_document(server, pdf_name).read_bytes()) == sha256(pdf)
+    assert sha256(stored_document(server, txt_name).read_bytes()) == sha256(txt)
 
 
 def test_chunks_travel_in_runs_of_up_to_a_megabyte(live_page, server, tmp_path):
@@ -244,8 +250,7 @@ def test_chunks_travel_in_runs_of_up_to_a_megabyte(live_page, server, tmp_path):
 
     page.get_by_role("button", name="Upload All").click()
     expect(page.locator(".status-message")).to_have_text("Uploaded 1 file(s)")
-    folder = server.media_dir / "documents" / str(demo_user_id(server))
-    assert (folder / name).read_bytes() == data
+    assert stored_document(server, name).read_bytes() == data
 
 
 def test_drag_and_drop_highlights_the_zone_and_uploads(live_page, server):

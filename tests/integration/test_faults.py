@@ -29,9 +29,10 @@ async def uploading(client: LiveClient, server, size: int = 1_000_000) -> tuple[
     before = set(server.temp_files())
     reply = await client.register("any", "partial.bin", size)
     assert reply["t"] == "upload_registered", reply
-    (temp,) = set(server.temp_files()) - before
     await client.transport.send_bytes(encode_chunk(reply["ref"], 0, bytes(16 * 1024)))
-    await client.ping()  # the chunk has been handled
+    # The first bytes open the file, on a writer thread.
+    assert await wait_until(lambda: set(server.temp_files()) - before)
+    (temp,) = set(server.temp_files()) - before
     return reply["ref"], temp
 
 
@@ -45,11 +46,12 @@ def test_disconnect_mid_upload_removes_every_temp_file_within_a_second(server, h
     async def body():
         client = await live.connect()
         before = set(server.temp_files())
-        # One entry mid-upload, one registered without a byte, one complete and unconsumed.
+        # One entry mid-upload, one registered without a byte (it holds no file), one complete
+        # and unconsumed.
         await uploading(client, server)
         assert (await client.register("any", "idle.bin", 1000))["t"] == "upload_registered"
         assert (await client.upload("any", "done.bin", os.urandom(5000))).status == "complete"
-        assert len(set(server.temp_files()) - before) == 3
+        assert len(set(server.temp_files()) - before) == 2
         if how == "close":
             await client.close()
         else:  # the TCP connection dies without a close frame
@@ -66,7 +68,8 @@ def test_disconnect_mid_upload_removes_every_temp_file_within_a_second(server, h
 
 @pytest.fixture
 def own_server():
-    srv = make_server().start()
+    # The load test's hundred clients all come from 127.0.0.1.
+    srv = make_server(TEST_MAX_UPLOADS_PER_CLIENT="1000").start()
     yield srv
     srv.stop()
     shutil.rmtree(srv.state_dir, ignore_errors=True)

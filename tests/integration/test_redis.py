@@ -22,7 +22,7 @@ from djust.testing import LiveClient, ServerError, WebSocketTransport, token_fro
 from djust.transport.protocol import encode_chunk
 
 from ..conftest import ROOT, Server, free_port
-from .conftest import fetch, run_async
+from .conftest import fetch, run_async, wait_until
 from .test_uploads import saved
 
 pytestmark = pytest.mark.redis
@@ -150,6 +150,23 @@ def test_a_broadcast_from_one_worker_re_renders_a_view_on_another(workers):
     assert run_async(body()) == [f"room said across {a.process.pid}"]
 
 
+def test_an_idle_page_keeps_its_broadcasts_without_reporting_an_outage(workers):
+    a, b = workers.all[:2]
+
+    async def body():
+        alice, bob = await connect(a, "/t/room/"), await connect(b, "/t/room/")
+        # Longer than the Redis client's read timeout: an idle read gives up and is retried.
+        await asyncio.sleep(7)
+        await alice.event("say", text="after a quiet while")
+        got = await next_lines(bob)
+        await alice.close()
+        await bob.close()
+        return got
+
+    assert run_async(body()) == [f"room said after a quiet while {a.process.pid}"]
+    assert "broadcasts to" not in b.log.read_text()
+
+
 def test_a_broadcast_from_outside_any_worker_reaches_views_on_every_worker(workers):
     a, b = workers.all[:2]
     # What a cron job, a management command or a task-queue worker would run.
@@ -174,7 +191,10 @@ async def upload_slowly(client: LiveClient, content: bytes, started: asyncio.Eve
     reply = await client.register("any", "w.bin", len(content))
     ref, window, chunk = reply["ref"], reply["window"], 16 * 1024
     await client.transport.send_bytes(encode_chunk(ref, 0, content[:chunk]))
-    sent, acked = chunk, 0
+    sent = chunk
+    # Acknowledged once written: the temp file (opened by the first bytes) exists.
+    first = await client.wait_for(lambda m: m.get("ref") == ref and m["t"] == "upload_ack")
+    acked = first["offset"]
     started.set()
     await go.wait()
     while True:
@@ -205,6 +225,8 @@ def test_uploads_on_two_workers_survive_a_third_worker_starting(workers):
         ]
         for event in started:
             await event.wait()
+        # Temp files are opened with the first chunk, which the workers take in their own time.
+        await wait_until(lambda: len(a.temp_files()) == 2, timeout=10)
         before = a.temp_files()
         await asyncio.to_thread(workers.start)  # sweeps the orphans of dead processes only
         during = a.temp_files()

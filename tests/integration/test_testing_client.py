@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 
@@ -43,8 +44,8 @@ def test_upload_then_consume_stores_the_same_bytes(client, settings):
     result = view.upload("avatar", "me.png", PNG, "image/png")
     assert result.status == "complete"
     html = view.event("save_avatar")
-    assert 'src="/media/avatars/me.png"' in html
-    stored = (settings.MEDIA_ROOT / "avatars" / "me.png").read_bytes()
+    (name,) = re.findall(r'src="/media/avatars/([0-9a-f]{32}\.png)"', html)  # a unique name
+    stored = (settings.MEDIA_ROOT / "avatars" / name).read_bytes()
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(PNG).hexdigest()
 
 
@@ -95,3 +96,13 @@ def test_a_subscribing_view_without_a_channel_layer_fails_to_mount_saying_why(cl
         client.get("/t/room/")
     assert caught.value.code == "mount_failed"
     assert "CHANNEL_LAYERS" in caught.value.payload["message"]
+
+
+def test_a_secure_page_has_a_secure_request_over_the_socket(client):
+    view = client.get("/t/dj/answers/", secure=True)
+    assert "<p id='scheme'>https True</p>" in view.html
+
+
+def test_a_plain_page_has_a_plain_request_over_the_socket(client):
+    view = client.get("/t/dj/answers/")
+    assert "<p id='scheme'>http False</p>" in view.html

@@ -702,8 +702,10 @@ def test_uploads_from_upload_direct_io_bytes_up_bypass_the_page_cache(live, size
         client = await live.connect()
         before = set(live.server.temp_files())
         ref = await registered(client, "big", unique("large.bin"), size)
-        await send_chunk(client, ref, 0, os.urandom(65536))
-        await client.ping()
+        for offset in range(0, 3 * 65536, 65536):  # a first block (1 % of the file) to write
+            await send_chunk(client, ref, offset, os.urandom(65536))
+        # Opened by its first block, on a writer thread.
+        assert await wait_until(lambda: set(live.server.temp_files()) - before)
         temp = new_temp_file(live.server, before)
         assert bool(temp_file_flags(live.server, temp) & os.O_DIRECT) is direct
 
@@ -808,8 +810,9 @@ def test_cancel_by_handler_tells_the_client_removes_the_file_and_ignores_late_ch
         client = await live.connect()
         before = set(live.server.temp_files())
         ref = await registered(client, "any", "c.bin", 100_000)
-        temp = new_temp_file(live.server, before)
         await send_chunk(client, ref, 0, bytes(16_000))
+        assert await wait_until(lambda: set(live.server.temp_files()) - before)
+        temp = new_temp_file(live.server, before)
         reply = await client.event("cancel_entry", ref=ref)
         assert any(m["t"] == "upload_cancelled" and m["ref"] == ref for m in client.received)
         assert entry_li(reply["html"], ref) is None
@@ -836,8 +839,9 @@ def test_cancel_by_the_client_message(live):
         client = await live.connect()
         before = set(live.server.temp_files())
         ref = await registered(client, "any", "c.bin", 100_000)
-        temp = new_temp_file(live.server, before)
         await send_chunk(client, ref, 0, bytes(16_000))
+        assert await wait_until(lambda: set(live.server.temp_files()) - before)
+        temp = new_temp_file(live.server, before)
         await client.send({"t": "upload_cancel", "ref": ref})
         cancelled = await client.wait_for(lambda m: m["t"] == "upload_cancelled")
         assert cancelled["ref"] == ref
@@ -856,8 +860,7 @@ def test_disconnect_mid_upload_removes_the_temp_file_within_a_second(live):
         client = await live.connect()
         ref = await registered(client, "any", "gone.bin", 1_000_000)
         await send_chunk(client, ref, 0, bytes(16_000))
-        await client.ping()
-        assert live.server.temp_files()
+        assert await wait_until(lambda: live.server.temp_files())
         await client.close()
         assert await wait_until(lambda: not live.server.temp_files(), timeout=1)
 

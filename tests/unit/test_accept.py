@@ -143,9 +143,17 @@ def test_multi_dot_extension_matches_as_a_suffix() -> None:
     assert not accept.allows("backup.gz", "")
 
 
-@pytest.mark.parametrize("declared", ["image/png", "image/jpeg", "image/webp", "image/x-new"])
-def test_wildcard_accepts_any_image_subtype(declared: str) -> None:
-    assert parse_accept("image/*").allows("upload", declared)
+@pytest.mark.parametrize(
+    ("name", "declared"),
+    [
+        ("photo.png", "image/png"),
+        ("photo.jpg", "image/jpeg"),
+        ("photo.webp", "image/webp"),
+        ("photo.png", "image/x-new"),
+    ],
+)
+def test_wildcard_accepts_any_image_subtype(name: str, declared: str) -> None:
+    assert parse_accept("image/*").allows(name, declared)
 
 
 @pytest.mark.parametrize("declared", ["video/mp4", "application/pdf", "imagex/png", "text/plain"])
@@ -162,15 +170,15 @@ def test_exact_mime_type_refuses_another() -> None:
 
 
 def test_declared_type_parameters_are_ignored() -> None:
-    assert parse_accept("text/csv").allows("data", " Text/CSV ; charset=utf-8")
+    assert parse_accept("text/csv").allows("data.csv", " Text/CSV ; charset=utf-8")
 
 
 def test_declared_type_aliases_are_accepted() -> None:
-    assert parse_accept("image/jpeg").allows("photo", "image/pjpeg")
+    assert parse_accept("image/jpeg").allows("photo.jpg", "image/pjpeg")
 
 
 def test_listed_type_aliases_are_accepted() -> None:
-    assert parse_accept("image/jpg").allows("photo", "image/jpeg")
+    assert parse_accept("image/jpg").allows("photo.jpg", "image/jpeg")
 
 
 @pytest.mark.parametrize("declared", ["", "application/octet-stream", " "])
@@ -192,3 +200,57 @@ def test_no_fallback_when_a_type_is_declared() -> None:
 
 def test_extension_only_accept_refuses_by_type() -> None:
     assert not parse_accept(".pdf").allows("photo", "application/pdf")
+
+
+# -- the declared type is one MIME type ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept", "name", "declared"),
+    [
+        ("image/*", "avatar.png", "image/png,text/html"),
+        (".jpg,.png,.txt", "avatar.png", "image/png,text/html"),
+        (".jpg,.png,.txt", "notes.txt", "text/plain,text/html"),
+        ("text/plain", "notes.txt", "text/plain, text/html"),
+        (".png", "avatar.png", "image/png;x=1,text/html"),
+        (".png", "avatar.png", "image /png"),
+        (".png", "avatar.png", "<script>"),
+    ],
+)
+def test_a_declared_type_that_is_not_one_mime_type_is_refused(
+    accept: str, name: str, declared: str
+) -> None:
+    assert not parse_accept(accept).allows(name, declared)
+
+
+# -- a MIME-only list admits only names of its types ---------------------------------------
+
+
+@pytest.mark.parametrize("name", ["shell.php", "x.phtml", "x.hta", "x.py", "x.PHP.", "x.html"])
+def test_mime_only_list_refuses_names_of_other_types_whatever_the_declared_type(
+    name: str,
+) -> None:
+    assert not parse_accept("image/*").allows(name, "image/png")
+
+
+@pytest.mark.parametrize("name", ["avatar", "avatar.", "photo.unknownext"])
+def test_mime_only_list_refuses_names_without_a_known_extension(name: str) -> None:
+    assert not parse_accept("image/png,application/pdf").allows(name, "image/png")
+
+
+def test_mime_only_list_admits_extensions_only_pythons_table_knows() -> None:
+    assert parse_accept("image/*").allows("scan.pbm", "")
+
+
+def test_exact_type_list_admits_only_extensions_of_that_type() -> None:
+    accept = parse_accept("image/png,application/pdf")
+    assert accept.allows("a.png", "image/png") and accept.allows("b.pdf", "application/pdf")
+    assert not accept.allows("c.jpg", "image/png")
+
+
+def test_mime_list_takes_a_type_browsers_misdeclare_for_the_extension() -> None:
+    assert parse_accept("text/csv").allows("data.csv", "application/vnd.ms-excel")
+
+
+def test_listed_extension_is_accepted_whatever_single_type_is_declared() -> None:
+    assert parse_accept(".pdf,application/msword").allows("paper.pdf", "text/plain")

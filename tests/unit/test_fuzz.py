@@ -299,7 +299,12 @@ async def drive(
         data.encode()  # a WebSocket text frame must be valid UTF-8
         sent.append(json.loads(data))
 
-    scope = {"type": "websocket", "user": AnonymousUser(), "headers": [], "path": "/djust/ws/"}
+    scope = {
+        "type": "websocket",
+        "user": AnonymousUser(),
+        "headers": [(b"host", b"testserver")],
+        "path": "/djust/ws/",
+    }
     session = LiveSession(scope, send)
     try:
         if mount_first:
@@ -353,6 +358,9 @@ def test_the_dispatcher_answers_everything_with_typed_messages(
     # Closing the session released every entry: its quota and its file.
     if session.uploads is not None:
         assert session.uploads.manager.entries == {} and session.uploads.reserved == 0
+        from djust.uploads.channel import ledger
+
+        assert (ledger.bytes, ledger.uploads, ledger.waiting) == (0, 0, 0)
     deadline = time.monotonic() + 2
     while any(fuzz_env.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.01)

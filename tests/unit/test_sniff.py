@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 import codecs
+import mimetypes
 
 import pytest
 
-from djust.errors import ContentMismatch
+from djust.errors import BadType, ContentMismatch
 from djust.uploads.sniff import (
     FORMATS,
     SNIFF_BYTES,
     ContentSniffer,
     canonical_mime,
     check_content,
+    content_type_of,
+    declared_type,
     is_active,
     mime_for_name,
     sniff,
@@ -361,9 +364,21 @@ def test_mime_for_name_looks_up_the_extension(name: str, mime: str) -> None:
     assert mime_for_name(name) == mime
 
 
-@pytest.mark.parametrize("name", ["README", "a.unknownext", "", ".png"])
+@pytest.mark.parametrize("name", ["README", "a.unknownext", "", ".png", "shell.php", "x.hta"])
 def test_mime_for_name_returns_none_without_a_known_extension(name: str) -> None:
     assert mime_for_name(name) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "mime"),
+    [
+        ("x.py", "text/x-python"),
+        ("scan.pbm", "image/x-portable-bitmap"),
+        ("a.eml", "message/rfc822"),
+    ],
+)
+def test_mime_for_name_falls_back_to_pythons_built_in_table(name: str, mime: str) -> None:
+    assert mime_for_name(name) == mime
 
 
 @pytest.mark.parametrize(
@@ -559,3 +574,184 @@ def test_active_by_content_after_a_bom(bom: bytes, encoding: str) -> None:
 )
 def test_inactive_content(head: bytes) -> None:
     assert not is_active("notes.txt", "text/plain", head)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "feed.rdf",
+        "feed.rss",
+        "feed.atom",
+        "formula.mml",
+        "service.wsdl",
+        "app.xul",
+        "schema.xsd",
+        "process.xpdl",
+        "page.mht",
+        "page.MHTML",
+        "feed.rss.",
+    ],
+)
+def test_xml_family_and_mhtml_names_are_active(name: str) -> None:
+    assert is_active(name, "")
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [
+        "image/png,text/html",
+        "text/plain, text/html",
+        "image/png,image/svg+xml",
+        "multipart/related",
+        "application/x-mimearchive",
+        "text/xul",
+        "application/rss+xml",
+    ],
+)
+def test_active_when_any_declared_type_is(declared: str) -> None:
+    assert is_active("upload", declared)
+
+
+def test_every_extension_python_gives_an_active_type_is_active() -> None:
+    table = mimetypes.MimeTypes()
+    found = {
+        ext: mime
+        for types in table.types_map
+        for ext, mime in types.items()
+        if is_active("upload", mime)
+    }
+    assert found  # .html, .svg, .xml, .rdf, .wsdl, .xpdl, .xul...
+    assert [ext for ext in sorted(found) if not is_active(f"x{ext}", "")] == []
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b'<h:html xmlns:h="http://www.w3.org/1999/xhtml"><h:body onload="alert(1)"/></h:html>',
+        b'<x:script xmlns:x="http://www.w3.org/1999/xhtml">alert(1)</x:script>',
+        b"<x:script>alert(1)</x:script>",
+        b'<s:svg xmlns:s="http://www.w3.org/2000/svg" onload="alert(1)"/>',
+        b'<root xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></root>',
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>x</title></feed>',
+        b'<doc><x:a xmlns:x="http://www.w3.org/1999/xhtml" href="javascript:alert(1)">x</x:a>',
+        b'<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "x.dtd">',
+        codecs.BOM_UTF8 + b' <H:HTML xmlns:h="http://www.w3.org/1999/xhtml">',
+    ],
+)
+def test_active_by_namespaced_markup(head: bytes) -> None:
+    assert is_active("notes.txt", "text/plain", head)
+
+
+def test_active_by_mhtml_content() -> None:
+    head = (
+        b"From: <Saved by Blink>\r\nSubject: page\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/related;\r\n\ttype="text/html";\r\n\tboundary="--b"\r\n'
+    )
+    assert is_active("notes.txt", "text/plain", head)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"<abc>hello</abc>",
+        b"<x:y>not a known element</x:y>",
+        b"see http://www.w3.org/1999/xhtml for the namespace",
+        b"From: a@example.com\r\nSubject: hi\r\nContent-Type: multipart/mixed\r\n",
+        b"key: value\nother: thing\n",
+    ],
+)
+def test_inactive_xml_like_content(head: bytes) -> None:
+    assert not is_active("notes.txt", "text/plain", head)
+
+
+# -- the declared type ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        ("", ""),
+        ("  ", ""),
+        ("image/png", "image/png"),
+        (" Image/PNG ", "image/png"),
+        ("text/plain; charset=utf-8", "text/plain"),
+        ('text/plain ;charset="utf-8"; format=flowed', "text/plain"),
+        ("image/png;", "image/png"),
+        ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", None),
+        ("image/svg+xml", None),
+        ("x-custom/a.b-c_d+e!#$&^", None),
+    ],
+)
+def test_declared_type_is_one_mime_type_without_parameters(
+    declared: str, expected: str | None
+) -> None:
+    assert declared_type(declared) == (expected if expected is not None else declared)
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [
+        "image/png,text/html",
+        "text/plain,text/html",
+        "image/png, text/html",
+        ",",
+        "image/png,",
+        "image/png;x=1,text/html",
+        'text/plain; a="b,c"',
+        "image /png",
+        "image/ png",
+        "image/p ng",
+        "image",
+        "image/",
+        "/png",
+        "*/*",
+        "image/*",
+        "image/png/x",
+        "-image/png",
+        "<script>alert(1)</script>",
+        "image/png; charset",
+        "image/png; a=b c",
+        "image/pn\u00e9",
+        "text/html\x00",
+        "image/" + "a" * 128,
+    ],
+)
+def test_declared_type_other_than_one_mime_type_is_refused(declared: str) -> None:
+    with pytest.raises(BadType) as caught:
+        declared_type(declared)
+    assert caught.value.code == "bad_type"
+
+
+# -- the content type a storage is given ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "expected"),
+    [
+        ("avatar.png", PNG, "image/png"),
+        ("avatar", PNG, "image/png"),
+        ("notes.txt", PNG, "image/png"),
+        (
+            "report.docx",
+            ZIP,
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        ("archive.bin", ZIP, "application/zip"),
+        ("notes.txt", TEXT, "text/plain"),
+        ("data.csv", TEXT, "text/csv"),
+        ("script.py", TEXT, "text/x-python"),
+        ("notes", TEXT, "application/octet-stream"),
+        ("shell.php", TEXT, "application/octet-stream"),
+    ],
+)
+def test_content_type_comes_from_content_then_extension(
+    name: str, head: bytes, expected: str
+) -> None:
+    assert content_type_of(name, head) == expected
+
+
+def test_sniffer_content_type_is_the_extensions_until_the_verdict() -> None:
+    sniffer = ContentSniffer("avatar.txt", "text/html")
+    assert sniffer.content_type == "text/plain"
+    sniffer.feed(PNG)
+    assert sniffer.content_type == "image/png"

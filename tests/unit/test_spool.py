@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,6 @@ def test_bytes_are_written_in_order_and_hashed(tmp_path: Path) -> None:
     async def body() -> tuple[Reports, Spool]:
         reports = Reports()
         spool = reports.spool(TempFileWriter(tmp_path))
-        spool.open()
         for start in range(0, len(data), 7000):
             spool.write(memoryview(data)[start : start + 7000])
         spool.close()
@@ -77,7 +77,6 @@ def test_written_totals_grow_to_the_size_before_the_close_report(tmp_path: Path)
     async def body() -> Reports:
         reports = Reports()
         spool = reports.spool(TempFileWriter(tmp_path))
-        spool.open()
         for _ in range(10):
             spool.write(b"x" * 1000)
         spool.close()
@@ -93,7 +92,6 @@ def test_abort_removes_the_file_and_later_writes_are_ignored(tmp_path: Path) -> 
     async def body() -> Spool:
         reports = Reports()
         spool = reports.spool(TempFileWriter(tmp_path))
-        spool.open()
         spool.write(b"a" * 100_000)
         spool.abort()
         spool.write(b"b" * 10)
@@ -110,7 +108,6 @@ def test_a_failing_writer_is_reported_once_and_stops(tmp_path: Path) -> None:
     async def body() -> Reports:
         reports = Reports()
         spool = reports.spool(FailingWriter(tmp_path, fail_after=1500))
-        spool.open()
         for _ in range(5):
             spool.write(b"z" * 1000)
         spool.close()
@@ -128,7 +125,6 @@ def test_a_failing_writer_is_reported_once_and_stops(tmp_path: Path) -> None:
 def test_an_empty_file_closes_at_once_with_the_empty_digest(tmp_path: Path) -> None:
     async def body() -> str:
         spool = Reports().spool(TempFileWriter(tmp_path))
-        spool.open()
         return spool.close_empty()
 
     assert asyncio.run(body()) == hashlib.sha256(b"").hexdigest()
@@ -154,7 +150,6 @@ def run_spool(writer, pieces, *, flush_every: int = BLOCK, flush_after: int | No
     async def body() -> Reports:
         reports = Reports()
         spool = reports.spool(writer, flush_every)
-        spool.open()
         for index, piece in enumerate(pieces):
             spool.write(piece)
             if index == flush_after:
@@ -205,3 +200,53 @@ def test_blocks_are_page_aligned_for_direct_writes(tmp_path: Path) -> None:
     run_spool(writer, [data[i : i + 65536] for i in range(0, len(data), 65536)])
     assert writer.direct  # no block made it fall back to cached writes
     assert Path(writer.path).read_bytes() == data
+
+
+class Opening(TempFileWriter):
+    """Notes the thread that opens it."""
+
+    opened_on: str | None = None
+
+    def open(self) -> None:
+        self.opened_on = threading.current_thread().name
+        super().open()
+
+
+def test_the_file_is_opened_by_the_first_block_on_a_writer_thread(tmp_path: Path) -> None:
+    writer = Opening(tmp_path)
+
+    async def body() -> None:
+        reports = Reports()
+        spool = reports.spool(writer, flush_every=1000)
+        await asyncio.sleep(0.05)
+        assert (writer.opened_on, list(tmp_path.iterdir())) == (None, [])
+        spool.write(b"x" * 1000)
+        await reports.wait(lambda: reports.written)
+        spool.close()
+        await reports.wait(lambda: reports.closed)
+
+    asyncio.run(body())
+    assert writer.opened_on is not None and writer.opened_on.startswith("djust-upload-writer")
+    assert Path(writer.path).read_bytes() == b"x" * 1000
+
+
+def test_a_spool_aborted_before_any_byte_never_opens_its_writer(tmp_path: Path) -> None:
+    writer = Opening(tmp_path)
+
+    async def body() -> None:
+        spool = Reports().spool(writer)
+        spool.abort()
+        await asyncio.sleep(0.05)
+
+    asyncio.run(body())
+    assert (writer.opened_on, writer.path, list(tmp_path.iterdir())) == (None, None, [])
+
+
+def test_an_empty_file_is_opened_and_kept_by_close_empty(tmp_path: Path) -> None:
+    writer = Opening(tmp_path)
+
+    async def body() -> None:
+        Reports().spool(writer).close_empty()
+
+    asyncio.run(body())
+    assert writer.path is not None and Path(writer.path).read_bytes() == b""

@@ -90,3 +90,57 @@ def test_uploads_are_in_the_context_in_both_orders(order: str) -> None:
     context = view.get_context_data()
     assert list(context["uploads"]) == ["files"]
     assert context["view"] is view
+
+
+# -- a LiveView is a Django class-based view ------------------------------------------------------
+
+
+def test_public_class_attributes_are_context_but_methods_and_properties_are_not() -> None:
+    class Page(LiveView):
+        __module__ = "myapp.views"
+        title = "Hello"
+        _private = "hidden"
+
+        @property
+        def computed(self) -> str:
+            raise AssertionError("not evaluated")
+
+        def helper(self) -> None:
+            pass
+
+    context = Page().get_context_data()
+    assert context["title"] == "Hello"
+    assert not {"_private", "computed", "helper"} & set(context)
+
+
+def test_instance_attributes_win_over_class_attributes_in_the_context() -> None:
+    class Page(LiveView):
+        __module__ = "myapp.views"
+        title = "class"
+
+    assert Page(title="instance").get_context_data()["title"] == "instance"
+
+
+def test_as_view_refuses_initkwargs_that_are_not_class_attributes() -> None:
+    class Page(LiveView):
+        __module__ = "myapp.views"
+
+    with pytest.raises(TypeError):
+        Page.as_view(nonsense=1)
+
+
+def test_redirect_resolves_a_url_name_like_djangos_redirect() -> None:
+    class Page(LiveView):
+        __module__ = "myapp.views"
+
+    page = Page()
+    page.redirect("counter")
+    assert page.__dict__["_djust_redirect"] == "/counter/"
+
+
+def test_push_event_refuses_a_payload_that_is_not_json() -> None:
+    class Page(LiveView):
+        __module__ = "myapp.views"
+
+    with pytest.raises(TypeError):
+        Page().push_event("saved", {"when": object()})

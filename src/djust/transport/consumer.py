@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -12,7 +12,23 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from djust import conf
 from djust.errors import FrameTooLarge, RateLimited
 from djust.transport.protocol import CLOSE_RATE_LIMITED
+from djust.transport.rate import TokenBucket, Turns
 from djust.transport.session import LiveSession
+
+_turns: Turns | None = None
+
+
+def process_turns() -> Turns | None:
+    """The process's budget of text frames, shared by all its connections (None: no limit)."""
+    global _turns
+    rate = conf.get("MAX_TEXT_FRAMES_PER_SECOND_PER_PROCESS")
+    if not rate:
+        return None
+    if _turns is None or _turns.rate != rate:
+        # Bursts of a tenth of a second's budget: the process's frames come from many
+        # connections at once and need no more to pass unhindered.
+        _turns = Turns(rate, burst=max(1, rate / 10))
+    return _turns
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -22,7 +38,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels hops to a thread before every message to close stale database connections;
-        # at upload rates that hop costs more than the work. The session's own thread does it.
+        # at upload rates that hop costs more than the work. The session does it around each call.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")
@@ -54,10 +70,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.max_frame = conf.get("MAX_FRAME_SIZE")
-        self.rate = float(conf.get("MAX_FRAMES_PER_SECOND"))
-        self.allowance, self.checked = self.rate, time.monotonic()
+        self.frames = TokenBucket(conf.get("MAX_FRAMES_PER_SECOND"))
+        self.texts = TokenBucket(conf.get("MAX_TEXT_FRAMES_PER_SECOND"))
+        self.turns = process_turns()
         self.hung_up = False
-        self.session = LiveSession(self.scope, self._send_frame)
+        self.session = LiveSession(self.scope, self._send_frame, self._hang_up)
         await self.accept()
 
     async def _send_frame(self, data: str | bytes) -> None:
@@ -71,29 +88,37 @@ class LiveConsumer(AsyncWebsocketConsumer):
             # websocket.disconnect is queued behind this message and closes the session.
             pass
 
-    def _within_rate(self) -> bool:
-        """A token bucket: ``rate`` frames a second, bursts of up to ``rate``."""
-        if not self.rate:
-            return True
-        now = time.monotonic()
-        self.allowance = min(self.rate, self.allowance + (now - self.checked) * self.rate)
-        self.checked = now
-        if self.allowance < 1:
-            return False
-        self.allowance -= 1
-        return True
+    async def _hang_up(self, code: int) -> None:
+        if not self.hung_up:
+            self.hung_up = True
+            await self.close(code=code)
+
+    def _over_rate(self, answered: bool) -> str | None:
+        """Which per-connection budget this frame exceeds, if any."""
+        if not self.frames.take():
+            return f"more than {self.frames.rate:.0f} frames a second"
+        if answered and not self.texts.take():
+            return f"more than {self.texts.rate:.0f} text frames a second"
+        return None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.hung_up:
             return  # frames that were in flight when we closed: sending now would raise
-        if not self._within_rate():
+        # Text frames, and binary frames that are not chunks of an upload in progress, each get
+        # an answer: they cost the server far more than the bytes of a chunk do.
+        uploads = self.session.uploads
+        answered = bytes_data is None or uploads is None or not uploads.expects(bytes_data)
+        over = self._over_rate(answered)
+        if over is not None:
             # Dropping frames silently would corrupt uploads: say why, then hang up.
             self.hung_up = True
-            await self.session.send_error(
-                RateLimited(f"more than {self.rate:.0f} frames a second; closing")
-            )
+            await self.session.send_error(RateLimited(f"{over}; closing"))
             await self.close(code=CLOSE_RATE_LIMITED)
             return
+        if answered and self.turns is not None:
+            delay = self.turns.delay()
+            if delay:
+                await asyncio.sleep(delay)  # its turn among the process's connections
         size = len(bytes_data) if bytes_data is not None else len(text_data or "")
         if size > self.max_frame:
             await self.session.send_error(

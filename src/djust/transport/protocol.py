@@ -17,6 +17,8 @@ VERSION = 1
 
 # WebSocket close codes the server uses (4000-4999 are the application's).
 CLOSE_RATE_LIMITED = 4429
+# The login the page was opened with ended (logout, flushed session, password change).
+CLOSE_SESSION_ENDED = 4401
 
 # Binary frame: type (u8), ref (u32), offset (u64), payload; big-endian.
 FRAME_CHUNK = 0x01

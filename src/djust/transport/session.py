@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections, connections
-from django.urls import Resolver404, resolve
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db import close_old_connections
+from django.http import Http404
+from django.http.response import HttpResponseBase
 
-from djust import broadcasts, conf, params, tokens
+from djust import auth, broadcasts, conf, params, tokens
 from djust.decorators import is_event_handler
 from djust.errors import (
+    AccessDenied,
     BadToken,
     DjustError,
     HandlerError,
@@ -29,32 +32,72 @@ from djust.errors import (
     UnknownEvent,
     UnknownSlot,
 )
-from djust.transport import protocol
-from djust.transport.request import from_scope
-from djust.views import LiveView
+from djust.transport import protocol, threads
+from djust.transport import request as page_request
+from djust.views import DISPATCHED, LiveView
 
 logger = logging.getLogger("djust")
 
 Send = Callable[[str | bytes], Awaitable[None]]
 
 
-def _in_thread(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    # A long-lived thread must drop database connections that went stale between events.
+def _in_thread(
+    activate: Callable[[], contextlib.AbstractContextManager[Any]],
+    func: Callable[..., Any],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    # Channels' rule for long-lived connections: drop database connections before and after
+    # each call, so that an idle page holds none.
     close_old_connections()
-    return func(*args, **kwargs)
+    try:
+        with activate():
+            return func(*args, **kwargs)
+    finally:
+        close_old_connections()
+
+
+def _dispatch(view: LiveView, request: Any, kwargs: dict[str, Any]) -> HttpResponseBase:
+    view.setup(request, **kwargs)
+    return view.dispatch(request, **kwargs)
+
+
+def _render(view: LiveView, request: Any) -> str:
+    html = view.render_live(request)
+    page_request.rendered(request)  # messages it showed are used up
+    page_request.save_session(request)  # what handlers put in the session
+    return html
+
+
+def _redirect_url(response: HttpResponseBase, event: str) -> str:
+    url = getattr(response, "url", None)
+    if url is None:
+        raise HandlerError(
+            f"{event} returned a {type(response).__name__}: a handler returns None or a redirect"
+        )
+    return url
 
 
 class LiveSession:
     """Mounts a view from its token, dispatches events, sends re-rendered HTML when it changed."""
 
-    def __init__(self, scope: dict[str, Any], send: Send) -> None:
+    def __init__(
+        self,
+        scope: dict[str, Any],
+        send: Send,
+        hang_up: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
         self.scope = scope
         self._send = send
+        self._hang_up = hang_up
+        self.auth_watch: Any = None
         self.view: LiveView | None = None
         self.request: Any = None
+        self.page: page_request.PageRequest | None = None
         self.uploads: Any = None
         self._html: str | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._call: Future[Any] | None = None  # the last blocking call, maybe still running
         self._max_text = conf.get("MAX_TEXT_SIZE")
         # Held while a message is handled; work started by the upload writer threads takes it
         # too, so that it never interleaves with an event handler.
@@ -74,26 +117,42 @@ class LiveSession:
             message["id"] = id
         await self.send(message)
 
+    async def end(self, error: DjustError, close_code: int = protocol.CLOSE_SESSION_ENDED) -> None:
+        """Tell the client why, then close the socket: the page reloads over HTTP."""
+        await self.send_error(error)
+        if self._hang_up is not None:
+            # Hang up first: the cleanup below may wait on the channel layer.
+            await self._hang_up(close_code)
+        await self.close()
+
     # -- blocking work ---------------------------------------------------------------
 
     async def run_sync(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Run blocking code (user handlers, ORM, templates) on this session's own thread.
+        """Run blocking code (user handlers, ORM, templates) on a thread of the shared pool.
 
-        One thread per session keeps a view's calls in order and its database connection
-        in one place, and a slow handler stalls only its own connection.
+        The thread is borrowed for this call only (an idle page holds none: docs/deployment.md).
+        A session's calls never overlap: its callers hold ``lock``, and a call whose caller was
+        cancelled is waited for before the next one starts.
         """
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="djust-session")
+        previous = self._call
+        if previous is not None and not previous.done():
+            await threads.ended(previous)
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
         context.run(broadcasts.session_loop.set, loop)  # broadcast() from a handler sends here
-        call = functools.partial(context.run, _in_thread, func, *args, **kwargs)
-        return await loop.run_in_executor(self._executor, call)
+        call = functools.partial(context.run, _in_thread, self.activate, func, *args, **kwargs)
+        self._call = threads.shared().submit(call)
+        return await asyncio.wrap_future(self._call)
+
+    def activate(self) -> contextlib.AbstractContextManager[Any]:
+        """What the page's middleware activated: language, time zone, URLconf, script prefix."""
+        return self.page.activate() if self.page is not None else contextlib.nullcontext()
 
     async def call_user(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call a view method: coroutines on the event loop, plain functions on the thread."""
         if inspect.iscoroutinefunction(func):
-            return await func(*args, **kwargs)
+            with self.activate():
+                return await func(*args, **kwargs)
         return await self.run_sync(func, *args, **kwargs)
 
     # -- incoming --------------------------------------------------------------------
@@ -144,18 +203,43 @@ class LiveSession:
         if self.view is not None:
             raise ProtocolError("the view is already mounted on this connection")
         token = tokens.loads(message["token"])
-        cls = tokens.view_class(token)
-        request = from_scope(self.scope, token.path, token.query)
-        kwargs = self._url_kwargs(cls, token)
-        # Resolving the lazy user touches the database: off the event loop.
+        cls = tokens.view_class(token, LiveView)
+        # The project's middleware runs as for the page's GET (it may query: off the loop).
+        page = await self.run_sync(
+            page_request.build, self.scope, token.path, token.script_name, token.query
+        )
+        if page.refused is not None:
+            raise AccessDenied(
+                f"the site answered {page.refused.status_code} to this page; reload it"
+            )
+        self.page, request = page, page.request
         user = await self.run_sync(tokens.user_key, getattr(request, "user", None))
         if user != token.user:
             raise BadToken("the view token was issued to another user; reload the page")
-        view = cls()
-        view.request = request
+        match = page.match
+        if match is not None and getattr(match.func, "view_class", None) is cls:
+            # The URLconf's view: its as_view() initkwargs, its converters' typed kwargs.
+            initkwargs, kwargs = match.func.view_initkwargs, dict(match.kwargs)
+        else:
+            initkwargs, kwargs = {}, token.kwargs
         try:
-            await self.call_user(view.mount, request, **kwargs)
-            html = await self.run_sync(view.render_live, request)
+            view = cls(**initkwargs)
+            # The same dispatch() as the page's GET: mixins check the socket's user.
+            response = await self.run_sync(_dispatch, view, request, kwargs)
+            if response is not DISPATCHED:
+                raise AccessDenied(
+                    f"{cls.__qualname__} refused this visitor ({response.status_code}); "
+                    "reload the page"
+                )
+            result = await self.call_user(view.mount, request, **kwargs)
+            if isinstance(result, HttpResponseBase):
+                await self._navigate(result)
+                return
+            html = await self._render(view)
+        except PermissionDenied as exc:
+            raise AccessDenied(f"{cls.__qualname__} refused this visitor; reload the page") from exc
+        except Http404 as exc:
+            raise AccessDenied("the page is gone; reload it") from exc
         except DjustError:
             raise
         except Exception as exc:
@@ -167,6 +251,7 @@ class LiveSession:
         except HandlerError as error:
             self.view = None
             raise MountError(error.message) from error
+        self.auth_watch = await auth.watch(self)
         from djust.uploads.mixin import UploadMixin
 
         if isinstance(view, UploadMixin):
@@ -174,16 +259,18 @@ class LiveSession:
 
             self.uploads = UploadChannel(self, view)
         await self.send({"t": "mounted", "v": protocol.VERSION, "html": html, **self._extras()})
+        await self._answer(view)
 
     async def _on_event(self, message: dict[str, Any]) -> None:
         view = self._mounted()
+        await auth.check(self)
         handler = self._handler(view, message["name"])
-        kwargs = params.bind(handler, message["params"])
+        with self.activate():  # dates and times are read in the page's time zone
+            kwargs = params.bind(handler, message["params"])
         try:
-            if inspect.iscoroutinefunction(handler):
-                await handler(**kwargs)
-            else:
-                await self.run_sync(handler, **kwargs)
+            result = await self.call_user(handler, **kwargs)
+            if isinstance(result, HttpResponseBase):
+                view.redirect(_redirect_url(result, message["name"]))
         except DjustError:
             await self.rerender()
             raise
@@ -195,15 +282,17 @@ class LiveSession:
             if self.uploads is not None:
                 await self.uploads.after_event()
             await self._update_subscriptions()
-        html = await self.run_sync(view.render_live, self.request)
+        html = await self._render(view)
         reply: dict[str, Any] = {"t": "reply", "id": message["id"]}
         if html != self._html:
             self._html = reply["html"] = html
             reply.update(self._extras())
         await self.send(reply)
+        await self._answer(view)
 
     async def _on_upload_register(self, message: dict[str, Any]) -> None:
         self._mounted()
+        await auth.check(self)
         if self.uploads is None:
             raise UnknownSlot(f"this view has no upload slot {message['name']!r}")
         await self.uploads.register(message)
@@ -252,6 +341,7 @@ class LiveSession:
             except DjustError as error:
                 await self.send_error(error)
             await self.rerender()
+            await self._answer(view)
 
     # -- rendering -------------------------------------------------------------------
 
@@ -260,7 +350,7 @@ class LiveSession:
         if self.view is None or self.closed:
             return
         try:
-            html = await self.run_sync(self.view.render_live, self.request)
+            html = await self._render(self.view)
         except Exception as exc:
             logger.exception("re-rendering %s failed", type(self.view).__qualname__)
             await self.send_error(HandlerError(self._describe(exc, "re-rendering failed")))
@@ -268,6 +358,24 @@ class LiveSession:
         if html != self._html:
             self._html = html
             await self.send({"t": "render", "html": html, **self._extras()})
+
+    async def _render(self, view: LiveView) -> str:
+        return await self.run_sync(_render, view, self.page.request)
+
+    async def _answer(self, view: LiveView) -> None:
+        """Send what the last call asked for besides HTML: pushed events, then a redirect."""
+        for name, payload in view.__dict__.pop("_djust_pushed", ()):
+            await self.send({"t": "push_event", "name": name, "payload": payload})
+        url = view.__dict__.pop("_djust_redirect", None)
+        if url is not None:
+            await self.send({"t": "redirect", "url": url})
+
+    async def _navigate(self, response: HttpResponseBase) -> None:
+        """``mount`` answered with a response: a redirect navigates, anything else refuses."""
+        url = getattr(response, "url", None)
+        if url is None:
+            raise AccessDenied(f"mount answered {response.status_code}; reload the page")
+        await self.send({"t": "redirect", "url": url})
 
     def _extras(self) -> dict[str, Any]:
         if self.uploads is None:
@@ -289,32 +397,19 @@ class LiveSession:
         return func.__get__(view)  # type: ignore[union-attr]
 
     @staticmethod
-    def _url_kwargs(cls: type, token: tokens.ViewToken) -> dict[str, Any]:
-        # Resolving again restores converter types (int, UUID) that the token stored as text.
-        try:
-            match = resolve(token.path)
-        except Resolver404:
-            return token.kwargs
-        if getattr(match.func, "view_class", None) is cls:
-            return dict(match.kwargs)
-        return token.kwargs
-
-    @staticmethod
     def _describe(exc: BaseException, summary: str) -> str:
         if settings.DEBUG:
             return f"{summary}: {exc!r}\n{''.join(traceback.format_exception(exc))}"
         return summary
 
     async def close(self) -> None:
-        """The socket is gone: drop uploads and their files, release the thread (idempotent)."""
+        """The socket is gone: drop uploads and their files (idempotent)."""
         if self.closed:
             return
         self.closed = True
+        if self.auth_watch is not None:
+            await self.auth_watch.close()
         if self.subscriptions is not None:
             await self.subscriptions.close()
         if self.uploads is not None:
             await self.uploads.close()
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
-            await asyncio.get_running_loop().run_in_executor(executor, connections.close_all)
-            executor.shutdown(wait=False)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from djust.errors import BadType
 from djust.uploads.names import safe_name
-from djust.uploads.sniff import canonical_mime, mime_for_name
+from djust.uploads.sniff import canonical_mime, declared_type, ignored_type, mime_for_name
 
 __all__ = ["Accept", "parse_accept"]
 
@@ -15,9 +16,6 @@ _EXTENSION = re.compile(r"\.[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*")
 _NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
 _MIME = re.compile(rf"{_NAME}/{_NAME}")
 _WILDCARD = re.compile(rf"(?P<type>{_NAME})/\*")
-
-# Types that say nothing about the content: browsers send them when they do not know.
-_UNKNOWN_TYPES = frozenset({"", "application/octet-stream"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,21 +38,23 @@ class Accept:
         return not self.tokens or "*" in self.mime_wildcards
 
     def allows(self, client_name: str, client_type: str) -> bool:
-        """Whether a file of that name or declared MIME type is accepted."""
+        """Whether a file of that name and declared MIME type is accepted (uploads.md, 7.2)."""
+        try:
+            declared = declared_type(client_type)
+        except BadType:
+            return False
         if self.allows_all:
             return True
         # Match the name as it will be stored: no trailing dots or spaces, no hidden characters.
         name = safe_name(client_name).lower()
         if any(name.endswith(ext) for ext in self.extensions):
             return True
-        if not (self.mime_types or self.mime_wildcards):
+        # A type admits names by the type of their extension: the declared type is the client's
+        # word, and "image/*" must not store shell.php because its client said image/png.
+        named = mime_for_name(client_name)
+        if named is None or not self._allows_type(named):
             return False
-        declared = canonical_mime(client_type)
-        if self._allows_type(declared):
-            return True
-        # Browsers send no type for extensions the OS does not know: judge by the extension.
-        guessed = mime_for_name(client_name) if declared in _UNKNOWN_TYPES else None
-        return guessed is not None and self._allows_type(guessed)
+        return ignored_type(client_name, declared) or self._allows_type(canonical_mime(declared))
 
     def _allows_type(self, mime: str) -> bool:
         if not mime:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import threading
 import time
 from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from djust import conf
+from djust import conf, tokens
 from djust.errors import (
     ActiveContent,
     BadFrame,
@@ -35,10 +34,12 @@ from djust.errors import (
     WindowExceeded,
     WriteFailed,
 )
-from djust.transport.protocol import Chunk, check_ref
+from djust.transport.protocol import FRAME_CHUNK, FRAME_RUN, HEADER_SIZE, Chunk, check_ref
+from djust.uploads import quota
+from djust.uploads.config import UploadConfig
 from djust.uploads.entry import State, UploadEntry
 from djust.uploads.names import safe_name
-from djust.uploads.sniff import ContentSniffer, is_active
+from djust.uploads.sniff import ContentSniffer, declared_type, is_active
 from djust.uploads.spool import Spool
 from djust.uploads.writers import TempFileWriter
 
@@ -63,6 +64,7 @@ class _Transfer:
         "chunk_size",
         "head",
         "last_seen",
+        "samples",
         "size",
         "sniffer",
         "window",
@@ -76,6 +78,8 @@ class _Transfer:
         self.size = entry.client_size
         self.resize(min(window, FIRST_WINDOW_CHUNKS * chunk_size))
         self.last_seen = time.monotonic()
+        # (time, bytes received) once per watchdog round, over the minimum rate's window.
+        self.samples: deque[tuple[float, int]] = deque([(self.last_seen, 0)])
 
     def resize(self, window: int) -> None:
         """Set the window; acks come every quarter of it (the sender never waits on a full one)
@@ -88,19 +92,9 @@ class _Transfer:
         return offset - self.acked + self.chunk_size > self.window
 
 
-class _ProcessBytes:
-    """Bytes held by this process's unfinished and unconsumed uploads (handlers run on threads)."""
-
-    def __init__(self) -> None:
-        self.value = 0
-        self._lock = threading.Lock()
-
-    def add(self, delta: int) -> None:
-        with self._lock:
-            self.value += delta
-
-
-process_bytes = _ProcessBytes()
+# What this process's uploads hold, over all its connections.
+ledger = quota.Ledger()
+descriptors = quota.DescriptorGauge()
 
 
 class UploadChannel:
@@ -113,10 +107,27 @@ class UploadChannel:
         self.max_streaming = conf.get("MAX_CONCURRENT_UPLOADS")
         self.max_frame = conf.get("MAX_FRAME_SIZE")
         self.stall_timeout = conf.get("UPLOAD_STALL_TIMEOUT")
+        self.min_rate = conf.get("UPLOAD_MIN_RATE") or 0
+        self.rate_window = conf.get("UPLOAD_MIN_RATE_WINDOW")
         self.max_connection_bytes = conf.get("MAX_UPLOAD_BYTES_PER_CONNECTION")
-        self.max_process_bytes = conf.get("MAX_UPLOAD_BYTES_PER_PROCESS")
         self.max_registrations = conf.get("MAX_REGISTRATIONS_PER_MINUTE")
+        # Every unfinished upload may be sent a window before its next ack: that much is
+        # reserved for it beyond what it received.
+        self.process_limits = quota.Limits(
+            process_bytes=conf.get("MAX_UPLOAD_BYTES_PER_PROCESS"),
+            reservation=self.window,
+            uploads_per_process=conf.get("MAX_UPLOADS_PER_PROCESS"),
+            uploads_per_client=conf.get("MAX_UPLOADS_PER_CLIENT"),
+            uploads_per_user=conf.get("MAX_UPLOADS_PER_USER"),
+            min_free_descriptors=conf.get("MIN_FREE_DESCRIPTORS"),
+        )
+        # Whom this connection's uploads count against. The address is the one the ASGI server
+        # reports (it alone decides whether to believe a proxy's headers); the user was loaded
+        # when the view mounted, so reading it here queries nothing.
+        self.client = quota.client_key(session.scope.get("client"))
+        self.user = tokens.user_key(getattr(session.request, "user", None)) or None
         self.transfers: dict[str, _Transfer] = {}
+        self.holds: dict[str, quota.Hold] = {}  # each entry's share of the process's ledger
         self.reserved = 0  # declared bytes of this connection's entries
         self._registrations: deque[float] = deque()
         self._gone: deque[str] = deque(maxlen=64)  # refs whose late chunks are dropped quietly
@@ -160,7 +171,7 @@ class UploadChannel:
             await self.session.rerender()
 
     def _admit(self, message: dict[str, Any]) -> UploadEntry:
-        """Every check that needs no bytes; returns the new, open entry."""
+        """Every check that needs no bytes; returns the new entry."""
         ref, size, raw_name = message["ref"], message["client_size"], message["client_name"]
         self._rate_limit()
         check_ref(ref)
@@ -172,7 +183,7 @@ class UploadChannel:
             raise BadSize(f"declared size {size} is negative")
         if len(raw_name) > MAX_RAW_NAME or not raw_name.strip():
             raise BadName("the file name is empty or longer than 4096 characters")
-        client_name, client_type = safe_name(raw_name), message["client_type"].strip()[:255]
+        client_name, client_type = safe_name(raw_name), declared_type(message["client_type"])
         if len(slot.entries) >= config.max_entries:
             raise TooManyFiles(
                 f"{client_name}: slot {config.name!r} takes at most {config.max_entries} file(s)"
@@ -190,10 +201,42 @@ class UploadChannel:
         streaming = sum(1 for e in self.manager.entries.values() if not e.done)
         if streaming >= self.max_streaming:
             raise QuotaExceeded(f"at most {self.max_streaming} uploads at once per connection")
+        # The connection's own quota counts declared bytes: it harms nobody else, and a file
+        # that will not fit is refused before any byte moves.
         if self.reserved + size > self.max_connection_bytes:
             raise QuotaExceeded("this connection holds too many uploaded bytes; consume some first")
-        if process_bytes.value + size > self.max_process_bytes:
-            raise QuotaExceeded("the server holds too many uploaded bytes; try again later")
+        limits = self.process_limits
+        hold = ledger.admit(
+            limits,
+            size,
+            client=self.client,
+            user=self.user,
+            free_descriptors=(
+                descriptors.free(ledger.opened) if limits.min_free_descriptors else None
+            ),
+        )
+        try:
+            entry = self._new_entry(ref, size, config, client_name, raw_name, client_type)
+        except BaseException:
+            ledger.release(hold)
+            raise
+        self.manager.add(entry)
+        self.transfers[ref] = _Transfer(entry, self.window, config.chunk_size)
+        self.holds[ref] = hold
+        self.reserved += size
+        return entry
+
+    def _new_entry(
+        self,
+        ref: str,
+        size: int,
+        config: UploadConfig,
+        client_name: str,
+        raw_name: str,
+        client_type: str,
+    ) -> UploadEntry:
+        # The writer opens its file when the first bytes arrive, on a writer thread: an entry
+        # that is registered but sends nothing holds no file descriptor.
         writer = Spool(
             config.writer() if config.writer else TempFileWriter(direct=self._direct(size)),
             on_written=functools.partial(self._on_written, ref),
@@ -202,7 +245,7 @@ class UploadChannel:
             # As often as the acks of the full window are due (progress moves as smoothly).
             flush_every=min(self.window // 4, size // 100),
         )
-        entry = UploadEntry(
+        return UploadEntry(
             ref=ref,
             upload_name=config.name,
             client_name=client_name,
@@ -211,15 +254,6 @@ class UploadChannel:
             client_size=size,
             writer=writer,
         )
-        try:
-            writer.open()
-        except Exception as exc:
-            raise WriteFailed(f"cannot store {client_name}: {exc}") from None
-        self.manager.add(entry)
-        self.transfers[ref] = _Transfer(entry, self.window, config.chunk_size)
-        self.reserved += size
-        process_bytes.add(size)
-        return entry
 
     @staticmethod
     def _direct(size: int) -> bool:
@@ -235,6 +269,16 @@ class UploadChannel:
         self._registrations.append(now)
 
     # -- chunks ----------------------------------------------------------------------
+
+    def expects(self, frame: bytes) -> bool:
+        """Whether a binary frame is a chunk of this connection's uploads in progress (or a late
+        one of an upload that ended, dropped quietly): anything else is answered with an error,
+        so the consumer counts it as it counts text frames."""
+        if len(frame) <= HEADER_SIZE or frame[0] not in (FRAME_CHUNK, FRAME_RUN):
+            return False
+        ref = str(int.from_bytes(frame[1:5], "big"))  # the header's u32 ref (docs/protocol.md)
+        entry = self.manager.entries.get(ref)
+        return (entry is not None and not entry.done) or ref in self._gone
 
     def take_chunk(self, chunk: Chunk) -> bool:
         """The common case, without awaiting anything: a chunk of an upload whose first bytes
@@ -288,6 +332,8 @@ class UploadChannel:
 
     def _store(self, entry: UploadEntry, transfer: _Transfer, data: Any) -> None:
         """Hand checked bytes to the writer thread; acks follow what it has written."""
+        if not entry.received:
+            ledger.streaming(self.holds[entry.ref])  # its file opens now
         entry.writer.write(data)
         entry.received += len(data)
         transfer.last_seen = time.monotonic()
@@ -360,6 +406,21 @@ class UploadChannel:
             raise SizeMismatch(
                 f"{entry.client_name}: more bytes than the declared {entry.client_size}"
             )
+        self._charge(entry, chunk.offset + size)
+
+    def _charge(self, entry: UploadEntry, end: int) -> None:
+        """Keep a window reserved beyond the bytes received, as far as the process has room;
+        ``QuotaExceeded`` if the bytes up to ``end`` are beyond what the upload could reserve."""
+        hold, limits = self.holds[entry.ref], self.process_limits
+        want = min(entry.client_size, end + limits.reservation)
+        # Topped up every half window, not on every chunk.
+        if end > hold.charged or want - hold.charged > limits.reservation // 2:
+            ledger.grow(hold, want, limits)
+            if end > hold.charged:
+                raise QuotaExceeded(
+                    f"{entry.client_name}: the server holds too many uploaded bytes; "
+                    "try again later"
+                )
 
     def _check_head(
         self, entry: UploadEntry, transfer: _Transfer, data: Any, *, final: bool
@@ -384,6 +445,9 @@ class UploadChannel:
 
     async def _completed(self, entry: UploadEntry) -> None:
         self.transfers.pop(entry.ref, None)
+        hold = self.holds.get(entry.ref)
+        if hold is not None:
+            ledger.finish(hold)  # its bytes stay charged until it is consumed
         await self.session.send({"t": "upload_ack", "ref": entry.ref, "offset": entry.received})
         await self.session.send({"t": "upload_complete", "ref": entry.ref})
         await self.session.rerender()
@@ -416,7 +480,9 @@ class UploadChannel:
         """An entry left the view: release its quota and drop its late chunks quietly."""
         self.transfers.pop(entry.ref, None)
         self.reserved -= entry.client_size
-        process_bytes.add(-entry.client_size)
+        hold = self.holds.pop(entry.ref, None)
+        if hold is not None:
+            ledger.release(hold)
         self._gone.append(entry.ref)
 
     async def cancel_from_client(self, ref: str) -> None:
@@ -441,15 +507,46 @@ class UploadChannel:
             self._watchdog = asyncio.get_running_loop().create_task(self._watch_stalls())
 
     async def _watch_stalls(self) -> None:
-        period = min(1.0, self.stall_timeout / 4)
+        timeout = self.stall_timeout if self.stall_timeout > 0 else None
+        period = min(1.0, timeout / 4) if timeout else 1.0
         while self.transfers:
             await asyncio.sleep(period)
             now = time.monotonic()
             for ref, transfer in list(self.transfers.items()):
                 entry = self.manager.entries.get(ref)
-                if entry is not None and now - transfer.last_seen > self.stall_timeout:
-                    message = f"{entry.client_name}: no bytes for {self.stall_timeout} s"
-                    await self._locked(self._fail(entry, StalledUpload(message)))
+                if entry is None or entry.done:
+                    continue
+                error = self._stalled(entry, transfer, now, timeout)
+                if error is not None:
+                    await self._locked(self._fail(entry, error))
+
+    def _stalled(
+        self, entry: UploadEntry, transfer: _Transfer, now: float, timeout: float | None
+    ) -> StalledUpload | None:
+        """Whether the client stopped sending, or sends too little to be worth its resources."""
+        samples = transfer.samples
+        if entry.received == entry.client_size or transfer.blocked(entry.received):
+            # The client waits for us (a slow disk or storage): its clocks start again.
+            transfer.last_seen = now
+            samples.clear()
+        if timeout is not None and now - transfer.last_seen > timeout:
+            return StalledUpload(f"{entry.client_name}: no bytes for {timeout} s")
+        if not self.min_rate:
+            return None
+        samples.append((now, entry.received))
+        # A sliding window: the oldest sample kept is the last one at least a window old.
+        while len(samples) > 1 and now - samples[1][0] >= self.rate_window:
+            samples.popleft()
+        since, received = samples[0]
+        if now - since < self.rate_window:
+            return None  # not a whole window yet (a new upload, or one that just waited)
+        rate = (entry.received - received) / (now - since)
+        if rate < self.min_rate:
+            return StalledUpload(
+                f"{entry.client_name}: {rate:.0f} bytes a second over the last "
+                f"{self.rate_window} s; at least {self.min_rate} are needed"
+            )
+        return None
 
     async def close(self) -> None:
         """The connection is gone: every entry and its file goes with it."""

@@ -8,6 +8,8 @@ from typing import IO, Any
 
 from django.core.files.uploadedfile import UploadedFile
 
+from djust.uploads import names
+from djust.uploads.sniff import SNIFF_BYTES, content_type_of
 from djust.uploads.writers import UploadWriter
 
 
@@ -78,6 +80,7 @@ class UploadEntry:
         self.error_code: str | None = None
         self._sha256: str | None = None
         self._file: EntryFile | None = None
+        self._content_type: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -126,6 +129,21 @@ class UploadEntry:
         return getattr(self.writer, "path", None)
 
     @property
+    def content_type(self) -> str:
+        """The type to store the file under, from its content and extension; never client_type."""
+        if self._content_type is not None:
+            return self._content_type
+        if not self.complete or self.path is None:
+            return content_type_of(self.client_name)
+        try:
+            with open(self.path, "rb") as stored:
+                head = stored.read(SNIFF_BYTES)
+        except OSError:  # moved away by a storage: the name is all there is left
+            return content_type_of(self.client_name)
+        self._content_type = content_type_of(self.client_name, head)
+        return self._content_type
+
+    @property
     def file(self) -> EntryFile:
         """The content as a readable, seekable Django ``UploadedFile``."""
         if not self.complete:
@@ -136,7 +154,8 @@ class UploadEntry:
             self._file = EntryFile(
                 open(self.path, "rb"),  # noqa: SIM115  (closed by discard())
                 self.client_name,
-                self.client_type,
+                # Storages serve the file with it (S3's Content-Type): never the client's word.
+                self.content_type,
                 self.received,
                 self.path,
             )
@@ -147,6 +166,10 @@ class UploadEntry:
     def data(self) -> bytes:
         """The whole content as bytes (reads the file: prefer ``file`` for large uploads)."""
         return self.file.read()
+
+    def unique_name(self, prefix: str = "", *, keep_stem: bool = False) -> str:
+        """A storage name no other upload gets: ``prefix``, random hex, the plain extension."""
+        return names.unique_name(self.client_name, prefix, keep_stem=keep_stem)
 
     def discard(self) -> None:
         """Close the file and remove the bytes, whatever the state."""

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 
-__all__ = ["MAX_EXTENSION", "extension", "safe_name"]
+__all__ = [
+    "COLLISION_SUFFIX",
+    "MAX_BYTES",
+    "MAX_EXTENSION",
+    "extension",
+    "safe_name",
+    "unique_name",
+]
 
 # An extension longer than this is more likely part of the name than a real extension.
 MAX_EXTENSION = 16
+
+# A storage makes a taken name free by adding to it: Django's get_available_name adds "_" and 7
+# letters or digits. A name must leave room for that under the usual 255-byte limit of a file
+# system, or saving it a second time fails (ENAMETOOLONG) after the upload was consumed.
+COLLISION_SUFFIX = 8
+MAX_BYTES = 255 - COLLISION_SUFFIX
 
 # The fallback must fit, and truncation must leave room for one code point (up to 4 bytes).
 _MIN_BYTES = 8
@@ -22,6 +36,14 @@ _DROPPED = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 # Characters Windows (and often SMB or FAT on other systems) refuses in a file name.
 _UNSAFE = str.maketrans(dict.fromkeys('<>:"|?*/\\', "_"))
 
+# What Django's get_valid_filename (FileField, Storage.get_valid_name) removes from a name; it
+# turns spaces into "_". A name must mean the same once these are gone.
+_STORAGE_DROPS = re.compile(r"[^-\w. ]")
+
+# What unique_name keeps of an extension: plain, short and the same in every storage.
+_PLAIN_EXTENSION = re.compile(rf"\.[a-z0-9]{{1,{MAX_EXTENSION - 1}}}", re.ASCII)
+_STEM_CHARS = 32
+
 # Windows opens a device instead of a file for these, whatever the extension.
 _RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
@@ -29,8 +51,12 @@ _RESERVED = frozenset(
 )
 
 
-def safe_name(raw: str, *, max_bytes: int = 255) -> str:
-    """Return ``raw`` as a safe single path component of at most ``max_bytes`` UTF-8 bytes."""
+def safe_name(raw: str, *, max_bytes: int = MAX_BYTES) -> str:
+    """Return ``raw`` as a safe single path component of at most ``max_bytes`` UTF-8 bytes.
+
+    The result also survives Django's own filename handling (``get_valid_filename``) with the
+    same meaning: it does not become a hidden file, an empty name or another extension there.
+    """
     if max_bytes < _MIN_BYTES:
         raise ValueError(f"max_bytes must be at least {_MIN_BYTES}, not {max_bytes}")
     name = _SEPARATORS.split(unicodedata.normalize("NFC", raw))[-1]
@@ -38,21 +64,60 @@ def safe_name(raw: str, *, max_bytes: int = 255) -> str:
     # Dropping a character can bring a base letter next to its combining mark: compose again.
     name = unicodedata.normalize("NFC", name)
     name = " ".join(name.split())
-    # Leading dots hide files or climb directories; Windows drops trailing dots and spaces.
-    name = name.translate(_UNSAFE).strip(" .")
+    name = _strip_start(name.translate(_UNSAFE)).rstrip(" .")
     if not name:
         return "upload"
-    if _is_reserved(name):
-        name = "_" + name
+    # Checked once cut to size: "CONSOLE.txt" can become "CON.txt", "★★1" become "★★".
     name = _fit(name, max_bytes)
-    if _is_reserved(name):  # truncation can cut "CONSOLE.txt" down to "CON.txt"
+    if _is_reserved(name) or _hidden_in_storage(name):
         name = _fit("_" + name, max_bytes)
-    return name
+    return _storable_extension(name)
 
 
 def extension(name: str) -> str:
     """Return the lower-cased extension, with its dot, that ``name`` has once made safe."""
     return _split_extension(safe_name(name))[1].lower()
+
+
+def unique_name(client_name: str, prefix: str = "", *, keep_stem: bool = False) -> str:
+    """A storage name no other upload gets: ``prefix``, 32 random hex digits, the extension.
+
+    The extension is kept when it is plain (ASCII letters and digits, lower-cased); with
+    ``keep_stem`` the name starts with up to 32 characters of ``client_name``'s stem.
+    """
+    ext = extension(client_name)
+    if not _PLAIN_EXTENSION.fullmatch(ext):
+        ext = ""
+    name = uuid.uuid4().hex
+    if keep_stem:
+        stem = _split_extension(safe_name(client_name))[0]
+        # As storage would write it, with no dot that a server could read as a second extension.
+        stem = _STORAGE_DROPS.sub("", stem).replace(" ", "_").replace(".", "_")
+        stem = stem[:_STEM_CHARS].strip("_-")
+        if stem:
+            name = f"{stem}-{name}"
+    return f"{prefix}{name}{ext}"
+
+
+def _strip_start(name: str) -> str:
+    # Leading dots hide files or climb directories; a leading combining mark has no letter to
+    # combine with (and storage would drop it, leaving what follows in front).
+    while name and (name[0] in " ." or unicodedata.category(name[0]).startswith("M")):
+        name = name[1:]
+    return name
+
+
+def _hidden_in_storage(name: str) -> bool:
+    # Storage drops characters such as "!", "(" or "★": "!.htaccess" would be saved as
+    # ".htaccess", and "★" as nothing at all (an error).
+    stored = _STORAGE_DROPS.sub("", name)
+    return not stored or stored[0] == "."
+
+
+def _storable_extension(name: str) -> str:
+    # Storage would drop these and read another extension: "x.sv(g" would be saved as "x.svg".
+    stem, ext = _split_extension(name)
+    return stem + _STORAGE_DROPS.sub("_", ext)
 
 
 def _split_extension(name: str) -> tuple[str, str]:
@@ -63,7 +128,11 @@ def _split_extension(name: str) -> tuple[str, str]:
 
 
 def _is_reserved(name: str) -> bool:
-    return name.split(".", 1)[0].rstrip(" ").upper() in _RESERVED
+    # Also as storage will write it: "C(ON.txt" would be saved as "CON.txt".
+    return any(
+        form.split(".", 1)[0].rstrip(" ").upper() in _RESERVED
+        for form in (name, _STORAGE_DROPS.sub("", name))
+    )
 
 
 def _fit(name: str, max_bytes: int) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import codecs
+import functools
+import mimetypes
+import re
 from dataclasses import dataclass
 
-from djust.errors import ContentMismatch
+from djust.errors import BadType, ContentMismatch
 from djust.uploads.names import extension, safe_name
 
 __all__ = [
@@ -16,6 +19,9 @@ __all__ = [
     "Signature",
     "canonical_mime",
     "check_content",
+    "content_type_of",
+    "declared_type",
+    "ignored_type",
     "is_active",
     "mime_for_name",
     "sniff",
@@ -26,6 +32,17 @@ Signature = tuple[tuple[int, bytes], ...]
 
 # Types that say nothing about the content: browsers send them when they do not know.
 _UNKNOWN_TYPES = frozenset({"", "application/octet-stream"})
+
+# One media type (RFC 6838 restricted names, at most 127 characters each), then optional
+# parameters (RFC 9110): what a browser's File.type can be. No commas anywhere: a list of types
+# lets each reader pick its own.
+_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
+_TOKEN = r"[a-z0-9!#$%&'*+.^_`|~-]+"
+_QUOTED = r'"[\t !#-+\--\[\]-~]*"'
+_DECLARED = re.compile(
+    rf"(?P<type>{_NAME}/{_NAME})(?:[ \t]*;[ \t]*(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))?)*",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,8 +415,29 @@ FORMATS: tuple[Format, ...] = (
     Format(
         "application/xml",
         "an XML document",
-        (".xml", ".xsl", ".xslt"),
+        (".xml", ".xsl", ".xslt", ".xsd", ".xpdl"),
         aliases=("text/xml", "application/xslt+xml", "text/xsl"),
+        active=True,
+    ),
+    # Browsers render every XML type as XML, and run the XHTML or SVG inside, under any prefix.
+    Format("application/rdf+xml", "an RDF document", (".rdf",), active=True),
+    Format("application/rss+xml", "an RSS feed", (".rss",), active=True),
+    Format("application/atom+xml", "an Atom feed", (".atom",), active=True),
+    Format("application/mathml+xml", "a MathML document", (".mml",), active=True),
+    Format("application/wsdl+xml", "a WSDL document", (".wsdl",), active=True),
+    Format(
+        "application/vnd.mozilla.xul+xml",
+        "a XUL document",
+        (".xul",),
+        aliases=("text/xul",),
+        active=True,
+    ),
+    # A saved web page: HTML with its resources, which Internet Explorer and Edge rendered.
+    Format(
+        "multipart/related",
+        "an MHTML archive",
+        (".mht", ".mhtml"),
+        aliases=("application/x-mimearchive",),
         active=True,
     ),
 )
@@ -420,10 +458,31 @@ _ACTIVE_TYPES = frozenset(
 # Markup that makes browsers render a document as HTML, SVG or XML (after the WHATWG sniffing
 # rules). The short tags count only when a space or ">" ends them.
 _ACTIVE_MARKUP = (
-    "<svg", "<!doctype html", "<html", "<script", "<?xml", "<head", "<body", "<iframe",
+    "<svg", "<!doctype", "<html", "<script", "<?xml", "<head", "<body", "<iframe",
     "<title", "<style", "<table", "<div", "<font", "<!--",
 )  # fmt: skip
 _ACTIVE_TAGS = ("<a", "<b", "<p", "<br", "<h1")
+# In XML a prefix can name the XHTML or SVG namespace: <h:html xmlns:h="...xhtml"> is a page
+# and <x:script> runs. Such elements count whatever the prefix.
+_ACTIVE_ELEMENTS = frozenset(
+    {
+        "html", "head", "body", "script", "style", "title", "iframe", "object", "embed", "img",
+        "table", "div", "font", "a", "b", "p", "br", "h1", "svg", "foreignobject", "use",
+        "animate", "set", "handler", "math",
+    }
+)  # fmt: skip
+_PREFIXED = re.compile(r"<[a-z_][\w.-]*:([a-z_][\w.-]*)")
+# A leading element that declares a namespace is XML, which browsers render as XML.
+_NAMESPACE_DECLARATION = re.compile(r"\sxmlns(?::[\w.-]*)?\s*=")
+_ACTIVE_NAMESPACES = (
+    "http://www.w3.org/1999/xhtml",
+    "http://www.w3.org/2000/svg",
+    "http://www.w3.org/1998/math/mathml",
+    "http://www.w3.org/1999/xsl/transform",
+    "http://www.mozilla.org/keymaster/gatekeeper/there.is.only.xul",
+)
+# MHTML opens with mail headers and declares itself multipart/related.
+_HEADER_LINE = re.compile(r"[a-z0-9-]+:")
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
@@ -456,10 +515,59 @@ def canonical_mime(mime: str) -> str:
     return fmt.mime if fmt else mime
 
 
+def declared_type(client_type: str) -> str:
+    """Return the one MIME type a client declared, lower-cased, without parameters, or "".
+
+    Raise BadType for anything else: a list, a comma, spaces inside the type, garbage.
+    """
+    text = client_type.strip()
+    if not text:
+        return ""
+    match = _DECLARED.fullmatch(text)
+    if match is None:
+        raise BadType(f"the declared type {text[:80]!r} is not one MIME type like 'image/png'")
+    return match["type"].lower()
+
+
 def mime_for_name(name: str) -> str | None:
-    """Return the MIME type the table gives the extension of ``name``, or None."""
-    fmt = _BY_EXTENSION.get(extension(name))
-    return fmt.mime if fmt else None
+    """Return the MIME type of the extension of ``name`` (djust's table, then Python's), or None."""
+    ext = extension(name)
+    fmt = _BY_EXTENSION.get(ext)
+    if fmt is not None:
+        return fmt.mime
+    strict, common = _python_types()
+    guessed = strict.get(ext) or common.get(ext)
+    return canonical_mime(guessed) if guessed else None
+
+
+def ignored_type(client_name: str, client_type: str) -> bool:
+    """Whether a declared type says nothing: none, generic, or known to be wrong for the name."""
+    declared = canonical_mime(client_type)
+    if declared in _UNKNOWN_TYPES:
+        return True
+    fmt = _BY_EXTENSION.get(extension(client_name))
+    return fmt is not None and declared in fmt.misdeclared
+
+
+def content_type_of(client_name: str, head: bytes = b"") -> str:
+    """The MIME type to store a file under: from its first bytes and its extension only.
+
+    Never the type the client declared: storages such as S3 serve the file with it.
+    """
+    by_name = _BY_EXTENSION.get(extension(client_name))
+    found = sniff(head)
+    if by_name is not None and found in by_name.accepts:
+        return by_name.mime  # the specific format: a .docx holds a ZIP archive
+    if found is not None:
+        return found
+    return mime_for_name(client_name) or "application/octet-stream"
+
+
+@functools.cache
+def _python_types() -> tuple[dict[str, str], dict[str, str]]:
+    # Python's built-in table only: the system's mime.types differ from machine to machine.
+    table = mimetypes.MimeTypes()
+    return table.types_map[True], table.types_map[False]
 
 
 def sniff(head: bytes) -> str | None:
@@ -479,9 +587,7 @@ def check_content(head: bytes, client_name: str, client_type: str, *, complete: 
     ext = extension(client_name)
     by_name = _BY_EXTENSION.get(ext)
     declared = canonical_mime(client_type)
-    by_type = None if declared in _UNKNOWN_TYPES else _BY_MIME.get(declared)
-    if by_name is not None and declared in by_name.misdeclared:
-        by_type = None
+    by_type = None if ignored_type(client_name, client_type) else _BY_MIME.get(declared)
     if (
         by_name is not None
         and by_type is not None
@@ -517,9 +623,8 @@ def is_active(client_name: str, client_type: str, head: bytes = b"") -> bool:
     )
     if any(name.endswith(_ACTIVE_EXTENSIONS) for name in names):
         return True
-    declared = client_type.split(";", 1)[0].strip().lower()
-    # Any XML type can carry XHTML, and with it scripts.
-    if declared in _ACTIVE_TYPES or declared.endswith("+xml"):
+    # Every member of a list counts: a reader may pick any of them.
+    if any(_is_active_type(part) for part in client_type.split(",")):
         return True
     return _looks_like_markup(head)
 
@@ -543,6 +648,11 @@ class ContentSniffer:
     def done(self) -> bool:
         """Whether the verdict is in."""
         return self._done
+
+    @property
+    def content_type(self) -> str:
+        """The type to store the file under: by content once checked, else by extension."""
+        return content_type_of(self.client_name, bytes(self._head) if self._done else b"")
 
     def feed(self, data: bytes) -> bool:
         """Take the next bytes; return True once the content has been checked."""
@@ -594,6 +704,12 @@ def _mismatch(shown: str, fmt: Format, found: str | None, head: bytes, complete:
     return f"{shown} does not look like {fmt.label} (its content is {found or 'unrecognised'})"
 
 
+def _is_active_type(mime: str) -> bool:
+    mime = canonical_mime(mime)
+    # Any XML type can carry XHTML, and with it scripts.
+    return mime in _ACTIVE_TYPES or mime.endswith("+xml")
+
+
 def _looks_like_markup(head: bytes) -> bool:
     encoding = "latin-1"  # byte for byte: enough to compare ASCII markup
     for bom, name in _BOMS:
@@ -603,6 +719,14 @@ def _looks_like_markup(head: bytes) -> bool:
     text = head.decode(encoding, "ignore").lstrip(" \t\r\n\f").lower()
     if text.startswith(_ACTIVE_MARKUP):
         return True
-    return any(
+    if any(
         text.startswith(tag) and text[len(tag) : len(tag) + 1] in (" ", ">") for tag in _ACTIVE_TAGS
-    )
+    ):
+        return True
+    if (prefixed := _PREFIXED.match(text)) and prefixed[1] in _ACTIVE_ELEMENTS:
+        return True
+    if text.startswith("<") and (
+        _NAMESPACE_DECLARATION.search(text) or any(ns in text for ns in _ACTIVE_NAMESPACES)
+    ):
+        return True
+    return bool(_HEADER_LINE.match(text)) and "multipart/related" in text

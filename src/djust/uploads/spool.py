@@ -5,7 +5,8 @@ pool, so its pages stay mapped) and frees the chunk at once. A worker thread wri
 while another hashes them: disk writes and SHA-256 both release the GIL, so they run beside the
 event loop instead of on it, a few times per MiB instead of once per chunk. A slow disk slows its
 own upload (acks follow written bytes) without stalling any other connection. Each entry's
-blocks are written in order; different entries run in parallel.
+blocks are written in order; different entries run in parallel. The writer is opened on the
+worker too, just before its first block: an entry that never receives a byte never opens a file.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class Spool:
     """An ``UploadWriter`` that hands ``inner`` whole blocks on a worker thread and hashes them.
 
     ``write``, ``flush``, ``close`` and ``abort`` are called on the event loop; a block goes to
-    the worker once it holds ``flush_every`` bytes. The callbacks run on the event loop too:
+    the worker once it holds ``flush_every`` bytes. ``inner`` is opened on the worker before its
+    first block. The callbacks run on the event loop too:
     ``on_written(total)`` after each block is written, ``on_closed(sha256_hex)`` once
     ``close()`` is done, ``on_failed(exc)`` if ``inner`` raised.
     """
@@ -91,6 +93,7 @@ class Spool:
         self._lock = threading.Lock()
         self._busy = False
         self._stopped = False  # after abort() or a failure: nothing more is written
+        self._opened = False
         # Blocks go to the worker when this full (at most BLOCK): progress reports need no more.
         self.flush_every = max(1, min(flush_every, BLOCK))
         self._block: mmap.mmap | None = None  # being filled on the event loop
@@ -99,9 +102,6 @@ class Spool:
     @property
     def path(self) -> str | None:
         return getattr(self.inner, "path", None)
-
-    def open(self) -> None:
-        self.inner.open()
 
     def write(self, data: Any) -> None:
         """Copy ``data`` into the current block; a full block goes to the worker."""
@@ -129,9 +129,15 @@ class Spool:
         self._push(_CLOSE, None)
 
     def close_empty(self) -> str:
-        """Close at once when nothing was written (an empty file); returns the digest."""
+        """Open and close at once when there is nothing to write (an empty file); the digest."""
+        self._open()
         self.inner.close()
         return self._hash.hexdigest()
+
+    def _open(self) -> None:
+        if not self._opened:
+            self._opened = True
+            self.inner.open()
 
     def abort(self) -> None:
         """Drop queued bytes and discard the file, after any write in progress (idempotent)."""
@@ -176,6 +182,8 @@ class Spool:
                     return
                 kind, data = self._ops.popleft()
             try:
+                if kind != _ABORT:
+                    self._open()
                 if kind == _WRITE:
                     self._write_block(*data)
                     self._post(self._on_written, self.written)

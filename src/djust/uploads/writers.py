@@ -5,21 +5,34 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from djust import conf
+from djust.errors import UnsafeUploadDir
 
 PREFIX = "djust-"
 SUFFIX = ".upload"
 _ORPHAN = re.compile(rf"{re.escape(PREFIX)}(\d+)-.*{re.escape(SUFFIX)}")
 
+# What to do about an upload directory another user could write in (log and system check).
+UPLOAD_DIR_HINT = (
+    "Make it private to the user djust runs as (owned by that user, mode 0700: chown, then "
+    "chmod 700), or set DJUST['UPLOAD_DIR'] to a directory that does not exist yet: djust "
+    "creates it with mode 0700."
+)
+
+logger = logging.getLogger("djust")
+_reported: set[str] = set()  # problems already logged: once each, not at every registration
+
 
 class UploadWriter(Protocol):
-    """Receives one entry's bytes in order, on a worker thread (``open`` on the event loop)."""
+    """Receives one entry's bytes in order, on a worker thread (``open`` before the first)."""
 
     path: str | None
 
@@ -37,11 +50,48 @@ class UploadWriter(Protocol):
 
 
 def upload_dir() -> Path:
-    """The directory for in-progress uploads (``DJUST['UPLOAD_DIR']`` or the system temp dir)."""
-    configured = conf.get("UPLOAD_DIR")
-    path = Path(configured) if configured else Path(tempfile.gettempdir()) / "djust-uploads"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """The directory for in-progress uploads, created with mode 0700; refused if not private."""
+    path = configured_upload_dir()
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(parents=True, mode=0o700)
+    problem = upload_dir_problem(path)
+    if problem:
+        if problem not in _reported:
+            _reported.add(problem)
+            logger.error("djust: uploads are refused: %s. %s", problem, UPLOAD_DIR_HINT)
+        raise UnsafeUploadDir(problem)
     return path
+
+
+def configured_upload_dir() -> Path:
+    """``DJUST['UPLOAD_DIR']``, or ``djust-uploads`` in the system temp directory."""
+    configured = conf.get("UPLOAD_DIR")
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / "djust-uploads"
+
+
+def upload_dir_problem(path: Path) -> str | None:
+    """Why another user could write in ``path`` (and swap a file after its checks), or None."""
+    me = os.geteuid()
+    try:
+        link = path.lstat()
+    except FileNotFoundError:
+        return None  # it will be created, private, when first used
+    except OSError as exc:
+        return f"{path} cannot be used: {exc.strerror}"
+    # Whoever owns a link can point it elsewhere later.
+    if stat.S_ISLNK(link.st_mode) and link.st_uid not in (me, 0):
+        return f"{path} is a symbolic link owned by user id {link.st_uid}"
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return f"{path} cannot be used: {exc.strerror}"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{path} is not a directory"
+    if info.st_uid != me:
+        return f"{path} belongs to user id {info.st_uid}, not to user id {me} that djust runs as"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} can be written by other users (mode {stat.filemode(info.st_mode)})"
+    return None
 
 
 class TempFileWriter:
@@ -130,7 +180,11 @@ def _alive(pid: int) -> bool:
 
 def sweep_orphans(directory: Path | None = None) -> list[str]:
     """At start-up: remove temp files of processes that are gone (crash, SIGKILL); list them."""
-    directory = directory or upload_dir()
+    if directory is None:
+        try:
+            directory = upload_dir()
+        except UnsafeUploadDir:
+            return []  # touch nothing in a directory another user controls (djust.E009 says so)
     removed = []
     for path in directory.iterdir():
         match = _ORPHAN.fullmatch(path.name)

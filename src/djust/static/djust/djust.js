@@ -6,7 +6,39 @@
   const script = document.currentScript;
   const WS_PATH = (script && script.getAttribute("data-djust-ws")) || "/djust/ws/";
   const HEADER_SIZE = 13; // binary frame header: type u8, ref u32, offset u64
-  const FATAL_CODES = new Set(["bad_token", "expired_token"]);
+  // The socket cannot go on: stop reconnecting. Those in RELOAD_CODES reload the page over HTTP
+  // (which shows the login page, the 403, a fresh token), at most once per RELOAD_INTERVAL so
+  // that a page the socket keeps refusing never reloads in a loop.
+  const FATAL_CODES = new Set([
+    "bad_token",
+    "expired_token",
+    "access_denied",
+    "session_ended",
+    "mount_failed",
+  ]);
+  const RELOAD_CODES = new Set(["expired_token", "access_denied", "session_ended", "mount_failed"]);
+  const RELOAD_INTERVAL = 30000;
+  const RELOAD_KEY = "djust:reloaded:" + location.pathname;
+
+  // A page that is already leaving (the form that logs out, a link) is not reloaded over it.
+  // Only for a moment: a "navigation" that was a download leaves the page where it is.
+  let leftAt = -Infinity;
+  window.addEventListener("pagehide", () => (leftAt = Date.now()));
+  window.addEventListener("beforeunload", () => (leftAt = Date.now()));
+
+  function reloadOnce() {
+    if (Date.now() - leftAt < 3000) return false;
+    let last = 0;
+    try {
+      last = Number(sessionStorage.getItem(RELOAD_KEY)) || 0;
+      if (Date.now() - last < RELOAD_INTERVAL) return false;
+      sessionStorage.setItem(RELOAD_KEY, String(Date.now()));
+    } catch (e) {
+      return false; // no storage: never risk a loop
+    }
+    location.reload();
+    return true;
+  }
 
   function emit(name, detail) {
     window.dispatchEvent(new CustomEvent(name, { detail: detail }));
@@ -23,6 +55,7 @@
       this.queue = [];
       this.attempt = 0;
       this.mounted = false;
+      this.everMounted = false;
       this.stopped = false;
       this.uploads = new Uploads(this);
       this.connect();
@@ -66,10 +99,17 @@
 
     pushEvent(name, params) {
       const message = { t: "event", id: this.nextId++, name: name, params: params };
+      if (!this.mounted && (this.everMounted || this.stopped)) {
+        // After a disconnect the server mounts a fresh view: an event aimed at the old one is
+        // not replayed against it. The user sees the page is offline and can act again.
+        const error = { t: "error", code: "disconnected", message: "not connected; try again" };
+        emit("djust:error", { code: error.code, message: error.message, event: name });
+        return Promise.resolve(error);
+      }
       return new Promise((resolve) => {
         this.replies.set(message.id, resolve);
         if (this.mounted) this.send(message);
-        else this.queue.push(message);
+        else this.queue.push(message); // the first mount: the page the user sees is its state
       });
     }
 
@@ -77,6 +117,7 @@
       switch (m.t) {
         case "mounted":
           this.mounted = true;
+          this.everMounted = true;
           this.attempt = 0;
           this.uploads.configure(m.uploads);
           if (m.max_concurrent_uploads) {
@@ -107,9 +148,17 @@
           if (FATAL_CODES.has(m.code)) {
             this.stopped = true;
             this.ws.close();
+            if (RELOAD_CODES.has(m.code)) reloadOnce();
           }
           break;
         }
+        case "redirect":
+          this.stopped = true;
+          location.assign(m.url);
+          break;
+        case "push_event":
+          emit("djust:" + m.name, m.payload);
+          break;
         case "pong":
           break;
         default:
@@ -146,9 +195,22 @@
     return params;
   }
 
-  function formValues(form) {
+  function formData(form, submitter) {
+    if (submitter && submitter.name) {
+      try {
+        return new FormData(form, submitter); // the button's name and value, in form order
+      } catch (e) {
+        const data = new FormData(form);
+        data.append(submitter.name, submitter.value);
+        return data;
+      }
+    }
+    return new FormData(form);
+  }
+
+  function formValues(form, submitter) {
     const params = {};
-    for (const [name, value] of new FormData(form)) {
+    for (const [name, value] of formData(form, submitter)) {
       if (typeof value !== "string") continue; // files travel as uploads, not as parameters
       if (name in params) params[name] = [].concat(params[name], value);
       else params[name] = value;
@@ -179,7 +241,7 @@
     if (!live) return;
     e.preventDefault();
     if (!confirmed(form)) return;
-    const params = Object.assign(formValues(form), valuesOf(form));
+    const params = Object.assign(formValues(form, e.submitter), valuesOf(form));
     // Files chosen with auto_upload off travel first; the event follows once they are in.
     live.uploads.flush(form).then(() => live.pushEvent(form.getAttribute("dj-submit"), params));
   });
