@@ -5,7 +5,7 @@
 
 Starts the test project under ``djust_serve`` twice: ``before`` with the text budgets turned
 off (``MAX_TEXT_FRAMES_PER_SECOND`` and ``..._PER_PROCESS`` = 0: only the 20,000 frames a second
-of ``MAX_FRAMES_PER_SECOND`` bound a connection, as before issue 11), and ``after`` with the
+of ``MAX_FRAMES_PER_SECOND`` bound a connection, as before text budgets), and ``after`` with the
 defaults (200 a second per connection, 5,000 per process). In each scenario flooders mount
 ``/t/events/`` and send pings as fast as they are allowed, from raw sockets with pre-built
 frames (a flooder costs its machine next to nothing, as a real one would), while an honest

@@ -1,4 +1,4 @@
-"""Holding the server's resources costs an attacker what it costs the server (issue 11, 3 to 5).
+"""Holding the server's resources costs an attacker what it costs the server.
 
 Each test runs attackers against a real server, most with small limits, and checks that an
 honest neighbour is still served: upload quota (bytes really received, a minimum rate, limits per
@@ -284,8 +284,8 @@ def test_registered_uploads_hold_no_descriptor_until_their_first_bytes(live):
 
 
 def test_registrations_stop_before_the_process_runs_out_of_descriptors(servers):
-    # No limit per address or process: the descriptors alone must hold the line. The attack
-    # of issue 11 at a 256 limit: sockets that each register four uploads and start them.
+    # No limit per address or process: the descriptors alone must hold the line, against
+    # sockets that each register four uploads and start them, under a limit of 256.
     srv = servers(
         TEST_NOFILE="256",
         TEST_MAX_UPLOADS_PER_CLIENT="100000",

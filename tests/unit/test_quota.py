@@ -27,7 +27,7 @@ def test_a_small_upload_is_charged_its_size():
 
 
 def test_five_huge_declarations_leave_room_for_an_honest_upload():
-    # The attack of issue 11: five 10 GiB registrations on a 50 GiB process.
+    # The reported attack: five 10 GiB registrations on a 50 GiB process.
     ledger = Ledger()
     for i in range(5):
         ledger.admit(LIMITS, 10 * 1024**3, client=f"attacker{i}", user=None)
