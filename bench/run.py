@@ -213,10 +213,10 @@ def _write_file(directory: Path, mib: int, *, direct: bool) -> dict[str, float]:
     with memoryview(block) as view:
         for _ in range(mib):
             writer.write(view)
-        writer.close()
+        writer.finish()
     seconds, cpu = time.monotonic() - started, time.thread_time() - cpu
     stayed_direct = writer.direct
-    writer.abort()  # removes the file
+    writer.close("cancel")  # removes the file
     block.close()
     return {
         "mb_s": mib * MIB / seconds / 1e6,

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.engines import engine_page, firefox, webkit  # noqa: F401 - fixtures for three engines
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

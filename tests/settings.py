@@ -83,3 +83,16 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Origins besides the site's own: ``make_server(TEST_ALLOWED_ORIGINS="https://a.test,...")``.
 if "TEST_ALLOWED_ORIGINS" in os.environ:
     DJUST["ALLOWED_ORIGINS"] = os.environ["TEST_ALLOWED_ORIGINS"].split(",")
+# S3 (moto's server, tests/s3server.py): ``make_server(**s3.env(bucket))``. The default storage
+# is django-storages' S3 under ``media/``, as a site that keeps its files in a bucket has it.
+if "TEST_S3_ENDPOINT" in os.environ:
+    AWS_S3_ENDPOINT_URL = os.environ["TEST_S3_ENDPOINT"]
+    AWS_STORAGE_BUCKET_NAME = os.environ["TEST_S3_BUCKET"]
+    AWS_ACCESS_KEY_ID = "djust-test"
+    AWS_SECRET_ACCESS_KEY = "djust-test-secret"
+    AWS_S3_REGION_NAME = "us-east-1"
+    AWS_LOCATION = "media"
+    STORAGES = {
+        "default": {"BACKEND": "storages.backends.s3.S3Storage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

@@ -169,6 +169,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="djust.E009",
             )
         )
+    styles = conf.get("UPLOAD_DEFAULT_STYLES")
+    if not isinstance(styles, bool):
+        messages.append(
+            checks.Error(
+                f"DJUST['UPLOAD_DEFAULT_STYLES'] must be True or False, not {styles!r}.",
+                id="djust.E011",
+            )
+        )
     if "channels" not in settings.INSTALLED_APPS:
         messages.append(checks.Error("djust needs 'channels' in INSTALLED_APPS.", id="djust.E002"))
     return messages

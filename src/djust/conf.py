@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     # The same for all connections of a process together (0: no limit). Beyond it frames are
     # not refused: each connection waits its turn, so no connection can starve the others.
     "MAX_TEXT_FRAMES_PER_SECOND_PER_PROCESS": 5000,
+    # The client's default styles for upload progress, previews and drop zones, at zero
+    # specificity so that any rule of the site wins (False: none, the site styles everything).
+    "UPLOAD_DEFAULT_STYLES": True,
     # Uploads: where entries are written while they arrive (None: the system temp dir).
     "UPLOAD_DIR": None,
     # Uploads declared at least this large are written with O_DIRECT, around the page cache

@@ -2,7 +2,9 @@
 
 import asyncio
 import errno
+import functools
 import os
+import threading
 import time
 
 from django import forms
@@ -11,6 +13,7 @@ from django.http import QueryDict
 
 from djust import LiveView, abroadcast, broadcast, event_handler
 from djust.uploads import UploadMixin
+from djust.uploads.s3 import S3MultipartWriter
 from djust.uploads.writers import TempFileWriter
 
 
@@ -100,18 +103,11 @@ class DiskFullWriter(TempFileWriter):
 
 
 class FullOnCloseWriter(TempFileWriter):
-    """Writes fine; flushing at ``close`` fails as a full disk or a lost storage service would."""
+    """Writes fine; flushing at ``finish`` fails as a full disk or a lost storage service would."""
 
-    aborting = False
-
-    def close(self) -> None:
-        super().close()
-        if not self.aborting:  # abort() closes too, to discard the file
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    def abort(self) -> None:
-        self.aborting = True
-        super().abort()
+    def finish(self) -> None:
+        super().finish()
+        raise OSError(errno.ENOSPC, "No space left on device")
 
 
 class UploadsView(LiveView, UploadMixin):
@@ -164,6 +160,27 @@ class UploadsView(LiveView, UploadMixin):
     @event_handler
     def cancel_entry(self, ref: str, slot: str = "any", **kwargs):
         self.cancel_upload(slot, ref)
+
+
+class BigUploadView(UploadsView):
+    """The ``big`` slot on a page: pick a file, watch it, save it (tests/browser/test_engines)."""
+
+    template_string = (
+        "<input type='file' dj-upload='big'><div dj-upload-progress='big'></div>"
+        "<button id='save' dj-click='save' dj-value-slot='big'>Save</button>"
+        "<pre id='saved'>{% for s in saved %}{{ s }}\n{% endfor %}</pre>"
+    )
+
+
+class LateContainersView(UploadsView):
+    """Upload containers that a render adds or replaces (test_upload_ui_browser.py)."""
+
+    template_string = (
+        "<input type='file' dj-upload='any' id='pick'>"
+        "{% if uploads.any.entries %}<div dj-upload-preview='any' id='late-preview'></div>"
+        "<div dj-upload-progress='any' id='late-progress'></div>{% endif %}"
+        "<div dj-upload-progress='any' id='progress-{{ uploads.any.entries|length }}'></div>"
+    )
 
 
 class ReversedBasesView(UploadMixin, LiveView):
@@ -261,3 +278,167 @@ class FormParamsView(LiveView):
     def save(self, data: QueryDict):
         form = BillingForm(data, prefix="billing")
         self.got = repr(form.cleaned_data) if form.is_valid() else form.errors.as_text()
+
+
+class UploadUIView(LiveView, UploadMixin):
+    """The upload UI's server half: refusals listed, folder paths, loading states, waiting."""
+
+    template_string = (
+        "<div dj-upload-drop='files' id='zone'><input type='file' dj-upload='files' id='pick'>"
+        "</div><input type='file' dj-upload='folder' webkitdirectory id='folder'>"
+        "<textarea dj-upload-paste='images' id='paste'></textarea>"
+        "<ul id='entries'>{% for name, slot in uploads.items %}{% for e in slot.entries %}"
+        "<li>{{ name }}:{{ e.client_path|default:e.client_name }}:{{ e.complete }}</li>"
+        "{% endfor %}{% endfor %}</ul>"
+        "<ul id='errors'>{% for name, slot in uploads.items %}{% for err in slot.errors %}"
+        "<li>{{ name }}:{{ err.code }}:{{ err.client_name }}</li>{% endfor %}{% endfor %}</ul>"
+        "<button id='save' dj-click='save' dj-disable-with='Saving…'>Saved {{ saves }}</button>"
+        "<button id='fail' dj-click='fail' dj-disable-with='Trying…'>Try</button>"
+        "<button id='upload-all' dj-click='save' dj-upload-wait='files'>Upload All</button>"
+    )
+
+    def mount(self, request, **kwargs):
+        # The spec's DocumentsView slot.
+        self.allow_upload(
+            "files", accept=".pdf,.doc,.docx,.txt", max_entries=10, max_file_size=25_000_000
+        )
+        self.allow_upload("folder", max_entries=10, max_file_size=1_000_000)
+        self.allow_upload("images", accept="image/*", max_entries=3, max_file_size=1_000_000)
+        self.saves = 0
+
+    @event_handler
+    def save(self, **kwargs):
+        for name in ("files", "folder", "images"):
+            for _entry in self.consume_uploaded_entries(name):
+                pass
+        self.saves += 1
+
+    @event_handler
+    def fail(self, **kwargs):
+        raise ValueError("the handler failed")
+
+
+# -- writers and lifecycle hooks (tests/unit/test_writers.py, tests/integration/test_uploads.py)
+
+# What each file's writer was asked, by client name: in-process tests read it.
+WRITER_CALLS: dict[str, list[str]] = {}
+
+
+class RecordingWriter(TempFileWriter):
+    """A temp-file writer made from the entry, noting each call and the thread it ran on."""
+
+    def __init__(self, entry) -> None:
+        super().__init__()
+        self.entry = entry
+        self.calls = WRITER_CALLS.setdefault(entry.client_name, [])
+        config = entry.config
+        self.calls.append(f"init {entry.upload_name} {entry.client_size} {config.max_entries}")
+
+    def open(self) -> None:
+        self.calls.append(f"open {threading.current_thread().name}")
+        super().open()
+
+    def write(self, data: memoryview) -> None:
+        self.calls.append(f"write {len(data)}")
+        super().write(data)
+
+    def finish(self) -> None:
+        self.calls.append("finish")
+        super().finish()
+
+    def meta(self) -> dict:
+        return {"path": self.path, "calls": len(self.calls)}
+
+    def close(self, reason) -> None:
+        self.calls.append(f"close {reason} {threading.current_thread().name}")
+        super().close(reason)
+
+
+class LifecycleView(UploadsView):
+    """``handle_upload_complete`` stores ``avatar`` files as they land and fails on ``broken``."""
+
+    def mount(self, request, **kwargs):
+        super().mount(request, **kwargs)
+        self.allow_upload("avatar", max_entries=2)
+        self.allow_upload("broken")
+        self.allow_upload("recorded", max_entries=3, max_file_size=1000, writer=RecordingWriter)
+
+    def handle_upload_complete(self, name, entry):
+        if name == "avatar":
+            self.saved.append(f"hook {entry.client_name} {threading.current_thread().name}")
+            for done in self.consume_uploaded_entries(name):
+                path = default_storage.save(done.unique_name("avatars/"), done.file)
+                self.saved.append(f"{path} {done.sha256} {done.received}")
+        elif name == "broken":
+            for _ in self.consume_uploaded_entries(name):
+                raise ValueError("storage is down")
+
+    @event_handler
+    def save_or_postpone(self, slot: str = "any", **kwargs):
+        """Files named ``ok…`` are stored; the save of the others fails, so they are kept."""
+        for entry in self.consume_uploaded_entries(slot):
+            if entry.client_name.startswith("ok"):
+                self.saved.append(f"stored {entry.client_name}")
+            else:
+                entry.postpone()
+                self.saved.append(f"postponed {entry.client_name}")
+
+    @event_handler
+    def note_uploaded(self, slot: str = "any", **kwargs):
+        completed, in_progress = self.uploaded_entries(slot)
+        self.saved.append("completed " + " ".join(e.client_name for e in completed))
+        self.saved.append("in progress " + " ".join(e.client_name for e in in_progress))
+
+    @event_handler
+    def describe(self, slot: str = "recorded", **kwargs):
+        for entry in self.consume_uploaded_entries(slot):
+            writer = entry.writer
+            self.saved.append(f"{type(writer).__name__} {writer.entry is entry} {entry.meta}")
+
+
+# -- S3 (tests/integration/test_s3.py, on a server started with the S3 settings) -----------
+
+MiB = 1024 * 1024
+
+
+class CorruptingS3Writer(S3MultipartWriter):
+    """Damages the second part on its way to the bucket; its checksum is the true one."""
+
+    def _send_part(self, number, body, checksum):
+        if number == 2:
+            body = bytearray(body)
+            body[100] ^= 0xFF
+        return super()._send_part(number, body, checksum)
+
+
+class S3UploadsView(UploadsView):
+    """Slots that stream into the bucket; ``store`` keeps each object where it landed."""
+
+    def mount(self, request, **kwargs):
+        self.allow_upload(
+            "files",
+            max_entries=3,
+            max_file_size=64 * MiB,
+            writer=functools.partial(S3MultipartWriter, part_size=5 * MiB),
+        )
+        self.allow_upload(
+            "corrupt",
+            max_file_size=64 * MiB,
+            writer=functools.partial(CorruptingS3Writer, part_size=5 * MiB),
+        )
+        self.saved = []
+
+    @event_handler
+    def store(self, slot: str = "files", **kwargs):
+        """What a model's FileField needs is the storage name: nothing is copied or fetched."""
+        for entry in self.consume_uploaded_entries(slot):
+            meta = entry.meta
+            try:
+                local = entry.file.name
+            except ValueError:
+                local = "-"
+            size = default_storage.size(meta["name"])
+            self.saved.append(
+                f"{meta['key']} {meta['name']} {size} {meta['etag']} {meta['checksum_sha256']} "
+                f"{entry.sha256} {type(entry.writer).__name__} {local}"
+            )

@@ -319,7 +319,8 @@ def test_oversize_file_is_rejected_before_any_byte_is_sent(live_page, server, tm
     assert not any(m["t"] == "upload_register" for m in frames), frames
     assert binary_frames(page) == 0
     assert not any(p["status"] == "uploading" for p in events(page, "progress"))
-    expect(page.locator(".upload-progress-item")).to_have_count(0)
+    # Listed as refused (docs/ui.md), never as an upload.
+    expect(page.locator(".upload-progress-item")).to_have_class(re.compile(r"\bupload-error\b"))
     assert set(server.temp_files()) <= temp_before
 
 

@@ -445,6 +445,26 @@ async def over_the_registration_rate(ctx: Ctx) -> dict[str, Any]:
     return await register("any", "sixth.bin", 10)(ctx)
 
 
+def refusal(slot: str, name: str, size: Any, code: str = "too_large", **fields: Any) -> dict:
+    """What the browser reports for a file its own checks refused (``upload_refused``)."""
+    return {
+        "t": "upload_refused",
+        "name": slot,
+        "client_name": name,
+        "client_type": "",
+        "client_size": size,
+        "code": code,
+        "message": "refused",
+        **fields,
+    }
+
+
+async def over_the_refusal_rate(ctx: Ctx) -> dict[str, Any]:
+    for i in range(5):  # each is listed and re-rendered: they count as registrations do
+        await ctx.client.send(refusal("docs", f"big{i}.pdf", 5000))
+    return await message(refusal("docs", "sixth.pdf", 5000))(ctx)
+
+
 async def over_the_connection_quota(ctx: Ctx) -> dict[str, Any]:
     await register_ok(ctx.client, "any", "first.bin", 600_000)
     return await register("any", "second.bin", 600_000)(ctx)
@@ -820,7 +840,8 @@ CASES = [
     C("params-unknown-slot", event("save", slot="nope"), E, "unknown_slot"),
     C("cancel-entry-of-other-connection", cancel_entry_of_the_honest_ref, E, "bad_ref"),
     C("cancel-message-of-other-connection", cancel_the_honest_ref, None, None),
-    C("handler-raises-while-consuming", handler_raises_while_consuming, E, "handler_error"),
+    # The failed save keeps the entry, and its file, for another try (docs/storage.md, 3.2).
+    C("handler-raises-while-consuming", handler_raises_while_consuming, E, "handler_error", kept=1),
     # tokens and the handshake
     C("token-forged", mount_with(lambda t: "garbage"), E, "bad_token", mount=False),
     C(
@@ -920,6 +941,45 @@ CASES = [
         "quota_exceeded",
         server="strict",
     ),
+    # refusals the browser reports (upload_refused) and folder paths (client_path)
+    C("refused-unknown-code", message(refusal("docs", "a.pdf", 10, "bad_ref")), E, "bad_message"),
+    C("refused-unknown-slot", message(refusal("nope", "a.pdf", 5000)), E, "unknown_slot"),
+    C("refused-false-claim", message(refusal("docs", "a.pdf", 10)), E, "bad_message"),
+    C("refused-negative-size", message(refusal("docs", "a.pdf", -1)), E, "bad_size"),
+    C("refused-size-not-int", message(refusal("docs", "a.pdf", "5000")), E, "bad_message"),
+    C("refused-empty-name", message(refusal("docs", " ", 5000)), E, "bad_name"),
+    C(
+        "refused-type-list",
+        message(refusal("docs", "a.pdf", 5000, client_type="a/b,c/d")),
+        E,
+        "bad_type",
+    ),
+    C(
+        "refused-before-mount",
+        message(refusal("docs", "a.pdf", 5000)),
+        E,
+        "not_mounted",
+        mount=False,
+    ),
+    C(
+        "refused-to-view-without-uploads",
+        message(refusal("docs", "a.pdf", 5000)),
+        E,
+        "unknown_slot",
+        path="/t/events/",
+    ),
+    C("refused-over-the-rate", over_the_refusal_rate, E, "rate_limited", server="strict"),
+    C(
+        "refused-flood",
+        flood_of(json.dumps(refusal("docs", "a.pdf", 5000))),
+        E,
+        "rate_limited",
+        closes=4429,
+    ),
+    C("path-traversal", register("any", "a.txt", 10, client_path="../../a.txt"), U, "bad_name"),
+    C("path-absolute", register("any", "a.txt", 10, client_path="/etc/a.txt"), U, "bad_name"),
+    C("path-not-a-string", register("any", "a.txt", 10, client_path=["a.txt"]), U, "bad_name"),
+    C("path-of-another-file", register("any", "a.txt", 10, client_path="d/b.txt"), U, "bad_name"),
 ]
 
 

@@ -918,7 +918,7 @@ def test_consume_with_early_break_removes_only_the_first_entry(live):
     live.run(body())
 
 
-def test_handler_raising_in_the_consume_loop_removes_only_the_entry_in_hand(live):
+def test_handler_raising_in_the_consume_loop_keeps_the_entry_in_hand(live):
     async def body():
         client = await live.connect()
         first = await client.upload("any", "first.bin", b"1" * 10)
@@ -926,15 +926,89 @@ def test_handler_raising_in_the_consume_loop_removes_only_the_entry_in_hand(live
         with pytest.raises(ServerError) as caught:
             await client.event("save_then_fail")
         assert caught.value.code == "handler_error"
-        consumed = [m["ref"] for m in client.received if m["t"] == "upload_consumed"]
-        assert consumed == [first.ref]
+        # Its save failed: the user's file is not thrown away, nor are the others.
+        assert [m for m in client.received if m["t"] == "upload_consumed"] == []
         await client.ping()
-        assert entry_li(client.html, first.ref) is None
+        assert entry_li(client.html, first.ref) == "first.bin 100 True"
         assert entry_li(client.html, second.ref) == "second.bin 100 True"
+        assert len(live.server.temp_files()) == 2
+        # Both can be consumed by the next try.
+        rows = saved((await client.event("save"))["html"])
+        stored = {(live.server.media_dir / row[0]).read_bytes() for row in rows}
+        assert stored == {b"1" * 10, b"2" * 10}
+        assert live.server.temp_files() == []
+
+    live.run(body())
+
+
+# -- lifecycle hooks -----------------------------------------------------------------------
+
+LIFECYCLE = "/t/uploads-lifecycle/"
+
+
+def test_a_postponed_entry_stays_in_the_slot_with_its_file(live):
+    async def body():
+        client = await live.connect(LIFECYCLE)
+        ok = await client.upload("any", "ok.bin", b"1" * 10)
+        later = await client.upload("any", "later.bin", b"2" * 10)
+        reply = await client.event("save_or_postpone")
+        assert saved_lines(reply["html"]) == ["stored ok.bin", "postponed later.bin"]
+        consumed = [m["ref"] for m in client.received if m["t"] == "upload_consumed"]
+        assert consumed == [ok.ref]
+        assert entry_li(reply["html"], later.ref) == "later.bin 100 True"
         assert len(live.server.temp_files()) == 1
-        # The survivor can still be consumed.
         rows = saved((await client.event("save"))["html"])
         assert (live.server.media_dir / rows[-1][0]).read_bytes() == b"2" * 10
+
+    live.run(body())
+
+
+def test_uploaded_entries_are_the_completed_and_those_in_progress(live):
+    async def body():
+        client = await live.connect(LIFECYCLE)
+        await client.upload("any", "done.bin", b"1" * 10)
+        ref = await registered(client, "any", "partial.bin", 100_000)
+        await send_chunk(client, ref, 0, bytes(16 * 1024))
+        reply = await client.event("note_uploaded")
+        assert saved_lines(reply["html"]) == ["completed done.bin", "in progress partial.bin"]
+
+    live.run(body())
+
+
+def test_handle_upload_complete_stores_a_file_on_drop_on_a_handler_thread(live):
+    data = PNG + os.urandom(5000)
+
+    async def body():
+        client = await live.connect(LIFECYCLE)
+        result = await client.upload("avatar", "me.png", data)
+        assert result.status == "complete"
+        # No event: the hook consumed it, then the view re-rendered.
+        await client.wait_for(lambda m: m["t"] == "upload_consumed" and m["ref"] == result.ref)
+        await client.wait_for(lambda m: m["t"] == "render" and "avatars/" in m["html"])
+        hook, row = saved_lines(client.html)
+        assert re.fullmatch(r"hook me\.png djust-sync-\d+", hook)
+        path, digest, size = row.split()
+        assert path.startswith("avatars/") and path.endswith(".png")
+        assert (digest, int(size)) == (sha256(data), len(data))
+        assert (live.server.media_dir / path).read_bytes() == data
+        assert entry_li(client.html, result.ref) is None
+        assert live.server.temp_files() == []
+
+    live.run(body())
+
+
+def test_a_failing_upload_complete_hook_keeps_the_entry(live):
+    async def body():
+        client = await live.connect(LIFECYCLE)
+        result = await client.upload("broken", "kept.bin", b"k" * 100)
+        assert result.status == "complete"
+        error = await client.wait_for(lambda m: m["t"] == "error")
+        assert error["code"] == "handler_error"
+        await client.ping()
+        assert entry_li(client.html, result.ref) == "kept.bin 100 True"
+        assert len(live.server.temp_files()) == 1
+        rows = saved((await client.event("save", slot="broken"))["html"])
+        assert (live.server.media_dir / rows[-1][0]).read_bytes() == b"k" * 100
 
     live.run(body())
 

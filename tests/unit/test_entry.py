@@ -64,7 +64,7 @@ def finished(tmp_path: Path, data: bytes) -> UploadEntry:
         entry.move(State.UPLOADING)
         entry.writer.write(memoryview(data))
         entry.received += len(data)
-    entry.writer.close()
+    entry.writer.finish()
     entry.finish(hashlib.sha256(data).hexdigest())
     return entry
 

@@ -37,6 +37,14 @@ VALID: dict[str, dict[str, Any]] = {
         "client_size": 10,
     },
     "upload_cancel": {"t": "upload_cancel", "ref": "3"},
+    "upload_refused": {
+        "t": "upload_refused",
+        "name": "avatar",
+        "client_name": "huge.png",
+        "client_type": "image/png",
+        "client_size": 10_000_001,
+        "code": "too_large",
+    },
 }
 
 

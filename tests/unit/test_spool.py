@@ -32,7 +32,7 @@ class Reports:
         return Spool(
             writer,
             on_written=done("written"),
-            on_closed=done("closed"),
+            on_finished=done("closed"),
             on_failed=done("failed"),
             flush_every=flush_every,
         )
@@ -64,7 +64,7 @@ def test_bytes_are_written_in_order_and_hashed(tmp_path: Path) -> None:
         spool = reports.spool(TempFileWriter(tmp_path))
         for start in range(0, len(data), 7000):
             spool.write(memoryview(data)[start : start + 7000])
-        spool.close()
+        spool.finish()
         await reports.wait(lambda: reports.closed)
         return reports, spool
 
@@ -79,7 +79,7 @@ def test_written_totals_grow_to_the_size_before_the_close_report(tmp_path: Path)
         spool = reports.spool(TempFileWriter(tmp_path))
         for _ in range(10):
             spool.write(b"x" * 1000)
-        spool.close()
+        spool.finish()
         await reports.wait(lambda: reports.closed)
         return reports
 
@@ -93,9 +93,9 @@ def test_abort_removes_the_file_and_later_writes_are_ignored(tmp_path: Path) -> 
         reports = Reports()
         spool = reports.spool(TempFileWriter(tmp_path))
         spool.write(b"a" * 100_000)
-        spool.abort()
+        spool.close("cancel")
         spool.write(b"b" * 10)
-        spool.close()
+        spool.finish()
         await asyncio.sleep(0.2)
         assert reports.closed == []
         return spool
@@ -110,10 +110,10 @@ def test_a_failing_writer_is_reported_once_and_stops(tmp_path: Path) -> None:
         spool = reports.spool(FailingWriter(tmp_path, fail_after=1500))
         for _ in range(5):
             spool.write(b"z" * 1000)
-        spool.close()
+        spool.finish()
         await reports.wait(lambda: reports.failed)
         await asyncio.sleep(0.1)
-        spool.abort()
+        spool.close("cancel")
         return reports
 
     reports = asyncio.run(body())
@@ -122,12 +122,14 @@ def test_a_failing_writer_is_reported_once_and_stops(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_empty_file_closes_at_once_with_the_empty_digest(tmp_path: Path) -> None:
-    async def body() -> str:
-        spool = Reports().spool(TempFileWriter(tmp_path))
-        return spool.close_empty()
+def test_an_empty_file_finishes_with_the_empty_digest(tmp_path: Path) -> None:
+    async def body() -> list[str]:
+        reports = Reports()
+        reports.spool(TempFileWriter(tmp_path)).finish()
+        await reports.wait(lambda: reports.closed)
+        return reports.closed
 
-    assert asyncio.run(body()) == hashlib.sha256(b"").hexdigest()
+    assert asyncio.run(body()) == [hashlib.sha256(b"").hexdigest()]
 
 
 class Recording(TempFileWriter):
@@ -155,7 +157,7 @@ def run_spool(writer, pieces, *, flush_every: int = BLOCK, flush_after: int | No
             if index == flush_after:
                 spool.flush()
                 await reports.wait(lambda: reports.written)
-        spool.close()
+        spool.finish()
         await reports.wait(lambda: reports.closed or reports.failed)
         return reports
 
@@ -222,7 +224,7 @@ def test_the_file_is_opened_by_the_first_block_on_a_writer_thread(tmp_path: Path
         assert (writer.opened_on, list(tmp_path.iterdir())) == (None, [])
         spool.write(b"x" * 1000)
         await reports.wait(lambda: reports.written)
-        spool.close()
+        spool.finish()
         await reports.wait(lambda: reports.closed)
 
     asyncio.run(body())
@@ -235,18 +237,21 @@ def test_a_spool_aborted_before_any_byte_never_opens_its_writer(tmp_path: Path) 
 
     async def body() -> None:
         spool = Reports().spool(writer)
-        spool.abort()
+        spool.close("cancel")
         await asyncio.sleep(0.05)
 
     asyncio.run(body())
     assert (writer.opened_on, writer.path, list(tmp_path.iterdir())) == (None, None, [])
 
 
-def test_an_empty_file_is_opened_and_kept_by_close_empty(tmp_path: Path) -> None:
+def test_an_empty_file_is_opened_on_the_lane_and_kept_by_finish(tmp_path: Path) -> None:
     writer = Opening(tmp_path)
 
     async def body() -> None:
-        Reports().spool(writer).close_empty()
+        reports = Reports()
+        reports.spool(writer).finish()
+        await reports.wait(lambda: reports.closed)
 
     asyncio.run(body())
+    assert writer.opened_on is not None and writer.opened_on.startswith("djust-upload-writer")
     assert writer.path is not None and Path(writer.path).read_bytes() == b""

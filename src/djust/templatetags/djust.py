@@ -17,10 +17,11 @@ def scripts_html() -> SafeString:
     """The ``<script>`` tag that loads the client and tells it where the socket is."""
     # Under a script name (a site served at /app/), the socket's URL is below it too.
     return format_html(
-        '<script src="{}" data-djust-ws="{}{}" defer></script>',
+        '<script src="{}" data-djust-ws="{}{}"{} defer></script>',
         static("djust/djust.js"),
         get_script_prefix(),
         conf.get("WS_PATH"),
+        "" if conf.get("UPLOAD_DEFAULT_STYLES") else SafeString(' data-djust-styles="off"'),
     )
 
 

@@ -46,6 +46,13 @@ CLIENT_MESSAGES: dict[str, dict[str, tuple[type, ...]]] = {
         "client_size": _INT,
     },
     "upload_cancel": {"ref": _STR},
+    "upload_refused": {
+        "name": _STR,
+        "client_name": _STR,
+        "client_type": _STR,
+        "client_size": _INT,
+        "code": _STR,
+    },
 }
 
 

@@ -8,6 +8,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import sys
 import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -19,7 +20,7 @@ from django.db import close_old_connections
 from django.http import Http404
 from django.http.response import HttpResponseBase
 
-from djust import auth, broadcasts, conf, params, tokens
+from djust import auth, broadcasts, conf, params, strings, tokens
 from djust.decorators import is_event_handler
 from djust.errors import (
     AccessDenied,
@@ -258,7 +259,9 @@ class LiveSession:
             from djust.uploads.channel import UploadChannel
 
             self.uploads = UploadChannel(self, view)
-        await self.send({"t": "mounted", "v": protocol.VERSION, "html": html, **self._extras()})
+        texts = await self.run_sync(strings.client_strings)  # in the page's language
+        mounted = {"t": "mounted", "v": protocol.VERSION, "html": html, "strings": texts}
+        await self.send({**mounted, **self._extras()})
         await self._answer(view)
 
     async def _on_event(self, message: dict[str, Any]) -> None:
@@ -280,7 +283,8 @@ class LiveSession:
             raise HandlerError(self._describe(exc, f"{message['name']} failed")) from exc
         finally:
             if self.uploads is not None:
-                await self.uploads.after_event()
+                # An exception in flight: the handler failed, its consume loops keep their entry.
+                await self.uploads.after_event(failed=sys.exc_info()[0] is not None)
             await self._update_subscriptions()
         html = await self._render(view)
         reply: dict[str, Any] = {"t": "reply", "id": message["id"]}
@@ -296,6 +300,13 @@ class LiveSession:
         if self.uploads is None:
             raise UnknownSlot(f"this view has no upload slot {message['name']!r}")
         await self.uploads.register(message)
+
+    async def _on_upload_refused(self, message: dict[str, Any]) -> None:
+        self._mounted()
+        await auth.check(self)
+        if self.uploads is None:
+            raise UnknownSlot(f"this view has no upload slot {message['name']!r}")
+        await self.uploads.refused(message)
 
     async def _on_upload_cancel(self, message: dict[str, Any]) -> None:
         self._mounted()
@@ -325,17 +336,19 @@ class LiveSession:
             if self.closed or view is None:
                 return
             event = str(message["event"])
+            failed = False
             try:
                 await self.call_user(
                     view.handle_broadcast, message["group"], event, message["payload"]
                 )
             except Exception as exc:
+                failed = True
                 logger.exception("broadcast %s to %s raised", event, type(view).__qualname__)
                 error = HandlerError(self._describe(exc, f"broadcast {event} failed"))
                 await self.send_error(error)
             finally:
                 if self.uploads is not None:
-                    await self.uploads.after_event()
+                    await self.uploads.after_event(failed=failed)
             try:
                 await self._update_subscriptions()
             except DjustError as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections import deque
 from collections.abc import Coroutine
@@ -18,12 +19,14 @@ from djust import conf, tokens
 from djust.errors import (
     ActiveContent,
     BadFrame,
+    BadMessage,
     BadName,
     BadOffset,
     BadRef,
     BadSize,
     DjustError,
     FrameTooLarge,
+    HandlerError,
     NotAccepted,
     QuotaExceeded,
     RateLimited,
@@ -38,14 +41,17 @@ from djust.transport.protocol import FRAME_CHUNK, FRAME_RUN, HEADER_SIZE, Chunk,
 from djust.uploads import quota
 from djust.uploads.config import UploadConfig
 from djust.uploads.entry import State, UploadEntry
-from djust.uploads.names import safe_name
+from djust.uploads.meter import RateMeter
+from djust.uploads.mixin import UploadMixin
+from djust.uploads.names import safe_name, safe_path
 from djust.uploads.sniff import ContentSniffer, declared_type, is_active
 from djust.uploads.spool import Spool
-from djust.uploads.writers import TempFileWriter
+from djust.uploads.writers import TempFileWriter, new_writer
 
 if TYPE_CHECKING:
     from djust.transport.session import LiveSession
-    from djust.uploads.mixin import UploadMixin
+
+logger = logging.getLogger("djust")
 
 # Enough leading bytes to recognise markup that a browser would run.
 ACTIVE_HEAD = 256
@@ -53,6 +59,29 @@ MAX_RAW_NAME = 4096
 # Until the first bytes pass the content checks, the window is this many chunks: a renamed
 # program costs the server a few chunks, not a full window.
 FIRST_WINDOW_CHUNKS = 4
+
+
+# The refusals of the slot's own limits, as registration answers them and as the browser,
+# which checks the same limits first, reports them (``upload_refused``).
+def _too_many_files(config: UploadConfig, client_name: str, size: int) -> DjustError:
+    return TooManyFiles(
+        f"{client_name}: slot {config.name!r} takes at most {config.max_entries} file(s)"
+    )
+
+
+def _too_large(config: UploadConfig, client_name: str, size: int) -> DjustError:
+    return TooLarge(f"{client_name} is {size} bytes; the limit is {config.max_file_size} bytes")
+
+
+def _not_accepted(config: UploadConfig, client_name: str, size: int) -> DjustError:
+    return NotAccepted(f"{client_name} is not an accepted file type ({config.accept.html})")
+
+
+REFUSALS = {
+    TooManyFiles.code: _too_many_files,
+    TooLarge.code: _too_large,
+    NotAccepted.code: _not_accepted,
+}
 
 
 class _Transfer:
@@ -64,6 +93,7 @@ class _Transfer:
         "chunk_size",
         "head",
         "last_seen",
+        "meter",
         "samples",
         "size",
         "sniffer",
@@ -80,6 +110,7 @@ class _Transfer:
         self.last_seen = time.monotonic()
         # (time, bytes received) once per watchdog round, over the minimum rate's window.
         self.samples: deque[tuple[float, int]] = deque([(self.last_seen, 0)])
+        self.meter = RateMeter()  # the speed acks report, from the first bytes on
 
     def resize(self, window: int) -> None:
         """Set the window; acks come every quarter of it (the sender never waits on a full one)
@@ -102,6 +133,7 @@ class UploadChannel:
 
     def __init__(self, session: LiveSession, view: UploadMixin) -> None:
         self.session = session
+        self.view = view
         self.manager = view._djust_uploads
         self.window = conf.get("UPLOAD_WINDOW")
         self.max_streaming = conf.get("MAX_CONCURRENT_UPLOADS")
@@ -154,21 +186,14 @@ class UploadChannel:
         if entry.client_size == 0:
             try:
                 self._check_head(entry, self.transfers[ref], b"", final=True)
-                try:
-                    digest = entry.writer.close_empty()
-                except Exception as exc:  # as in the writer thread: any failure is the writer's
-                    raise WriteFailed(f"cannot store {entry.client_name}: {exc}") from None
-                entry.finish(digest)
             except DjustError as error:
                 await self._fail(entry, error)
                 return
+            entry.spool.finish()  # on the entry's lane; it completes once the writer finished
         window = self.transfers[ref].window
         await self.session.send({"t": "upload_registered", "ref": ref, "window": window})
-        if entry.complete:
-            await self._completed(entry)
-        else:
-            self._watch()
-            await self.session.rerender()
+        self._watch()
+        await self.session.rerender()
 
     def _admit(self, message: dict[str, Any]) -> UploadEntry:
         """Every check that needs no bytes; returns the new entry."""
@@ -184,16 +209,13 @@ class UploadChannel:
         if len(raw_name) > MAX_RAW_NAME or not raw_name.strip():
             raise BadName("the file name is empty or longer than 4096 characters")
         client_name, client_type = safe_name(raw_name), declared_type(message["client_type"])
+        client_path = self._client_path(message, raw_name)
         if len(slot.entries) >= config.max_entries:
-            raise TooManyFiles(
-                f"{client_name}: slot {config.name!r} takes at most {config.max_entries} file(s)"
-            )
+            raise _too_many_files(config, client_name, size)
         if size > config.max_file_size:
-            raise TooLarge(
-                f"{client_name} is {size} bytes; the limit is {config.max_file_size} bytes"
-            )
+            raise _too_large(config, client_name, size)
         if not config.accept.allows(client_name, client_type):
-            raise NotAccepted(f"{client_name} is not an accepted file type ({config.accept.html})")
+            raise _not_accepted(config, client_name, size)
         if not config.allow_active_content and (
             is_active(raw_name, client_type) or is_active(client_name, client_type)
         ):
@@ -220,6 +242,7 @@ class UploadChannel:
         except BaseException:
             ledger.release(hold)
             raise
+        entry.client_path = client_path
         self.manager.add(entry)
         self.transfers[ref] = _Transfer(entry, self.window, config.chunk_size)
         self.holds[ref] = hold
@@ -235,25 +258,65 @@ class UploadChannel:
         raw_name: str,
         client_type: str,
     ) -> UploadEntry:
-        # The writer opens its file when the first bytes arrive, on a writer thread: an entry
-        # that is registered but sends nothing holds no file descriptor.
-        writer = Spool(
-            config.writer() if config.writer else TempFileWriter(direct=self._direct(size)),
-            on_written=functools.partial(self._on_written, ref),
-            on_closed=functools.partial(self._on_closed, ref),
-            on_failed=functools.partial(self._on_failed, ref),
-            # As often as the acks of the full window are due (progress moves as smoothly).
-            flush_every=min(self.window // 4, size // 100),
-        )
-        return UploadEntry(
+        entry = UploadEntry(
             ref=ref,
             upload_name=config.name,
             client_name=client_name,
             raw_name=raw_name,
             client_type=client_type,
             client_size=size,
-            writer=writer,
+            config=config,
         )
+        entry.writer = (
+            new_writer(config.writer, entry)
+            if config.writer
+            else TempFileWriter(direct=self._direct(size))
+        )
+        # The writer opens its file when the first bytes arrive, on the entry's lane: an entry
+        # that is registered but sends nothing holds no file descriptor.
+        entry.spool = Spool(
+            entry.writer,
+            on_written=functools.partial(self._on_written, ref),
+            on_finished=functools.partial(self._on_finished, ref),
+            on_failed=functools.partial(self._on_failed, ref),
+            # As often as the acks of the full window are due (progress moves as smoothly).
+            flush_every=min(self.window // 4, size // 100),
+        )
+        return entry
+
+    @staticmethod
+    def _client_path(message: dict[str, Any], raw_name: str) -> str | None:
+        """A folder upload's relative path, made safe; ``BadName`` unless a plain one."""
+        raw = message.get("client_path")
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str) or len(raw) > MAX_RAW_NAME:
+            raise BadName("client_path must be a string of at most 4096 characters")
+        try:
+            return safe_path(raw, raw_name)
+        except ValueError as exc:
+            raise BadName(f"client_path {raw[:200]!r}: {exc}") from None
+
+    async def refused(self, message: dict[str, Any]) -> None:
+        """A file the browser refused by the slot's limits: listed in the slot's ``errors`` as
+        the server's own refusals are, then the view re-renders. Nothing else is answered."""
+        self._rate_limit()  # each costs a render, as a registration does
+        config = self.manager.slot(message["name"]).config
+        code, size, raw_name = message["code"], message["client_size"], message["client_name"]
+        refusal = REFUSALS.get(code)
+        if refusal is None:
+            raise BadMessage(f"upload_refused: code must be one of {', '.join(REFUSALS)}")
+        if size < 0:
+            raise BadSize(f"declared size {size} is negative")
+        if len(raw_name) > MAX_RAW_NAME or not raw_name.strip():
+            raise BadName("the file name is empty or longer than 4096 characters")
+        client_name = safe_name(raw_name)
+        declared_type(message["client_type"])  # BadType, as at registration
+        # The one claim the server can check exactly (the browser compares the same integers).
+        if code == TooLarge.code and size <= config.max_file_size:
+            raise BadMessage(f"upload_refused: {size} bytes are within the slot's limit")
+        self.manager.record(config.name, None, client_name, refusal(config, client_name, size))
+        await self.session.rerender()
 
     @staticmethod
     def _direct(size: int) -> bool:
@@ -334,14 +397,15 @@ class UploadChannel:
         """Hand checked bytes to the writer thread; acks follow what it has written."""
         if not entry.received:
             ledger.streaming(self.holds[entry.ref])  # its file opens now
-        entry.writer.write(data)
+            transfer.meter.measure(time.monotonic(), 0)
+        entry.spool.write(data)
         entry.received += len(data)
         transfer.last_seen = time.monotonic()
         if entry.received == entry.client_size:
-            entry.writer.close()
+            entry.spool.finish()
         elif transfer.blocked(entry.received):
             # The sender cannot send another chunk before an ack: write the held bytes now.
-            entry.writer.flush()
+            entry.spool.flush()
 
     # -- the writer thread's reports (on the event loop) -------------------------------
 
@@ -351,9 +415,13 @@ class UploadChannel:
             return
         if written - transfer.acked >= transfer.ack_every or transfer.blocked(written):
             transfer.acked = written
-            self._spawn(self.session.send({"t": "upload_ack", "ref": ref, "offset": written}))
+            ack: dict[str, Any] = {"t": "upload_ack", "ref": ref, "offset": written}
+            rate = transfer.meter.measure(time.monotonic(), entry.received)
+            if rate is not None:
+                ack["rate"] = rate
+            self._spawn(self.session.send(ack))
 
-    def _on_closed(self, ref: str, sha256: str) -> None:
+    def _on_finished(self, ref: str, sha256: str) -> None:
         self._spawn(self._finish(ref, sha256))
 
     def _on_failed(self, ref: str, exc: BaseException) -> None:
@@ -450,7 +518,24 @@ class UploadChannel:
             ledger.finish(hold)  # its bytes stay charged until it is consumed
         await self.session.send({"t": "upload_ack", "ref": entry.ref, "offset": entry.received})
         await self.session.send({"t": "upload_complete", "ref": entry.ref})
+        await self._handle_complete(entry)
         await self.session.rerender()
+        await self.session._answer(self.view)  # what the hook pushed, or its redirect
+
+    async def _handle_complete(self, entry: UploadEntry) -> None:
+        """The view's ``handle_upload_complete``, run as a handler is (then the view renders)."""
+        if type(self.view).handle_upload_complete is UploadMixin.handle_upload_complete:
+            return  # not overridden: no thread to borrow
+        failed = False
+        try:
+            await self.session.call_user(self.view.handle_upload_complete, entry.upload_name, entry)
+        except Exception as exc:
+            failed = True
+            logger.exception("handle_upload_complete of %s raised", type(self.view).__qualname__)
+            summary = f"handle_upload_complete({entry.upload_name!r}) failed"
+            await self.session.send_error(HandlerError(self.session._describe(exc, summary)))
+        finally:
+            await self.after_event(failed=failed)
 
     async def _reject(self, ref: str, name: str, raw_name: str, error: DjustError) -> None:
         """A registration refused before any entry existed."""
@@ -493,9 +578,16 @@ class UploadChannel:
         await self.session.send({"t": "upload_cancelled", "ref": ref})
         await self.session.rerender()
 
-    async def after_event(self) -> None:
-        """After a handler: finish its consume loops and tell the client what was removed."""
-        self.manager.close_consumers()
+    async def after_event(self, failed: bool = False) -> None:
+        """After a handler: close its consume loops and tell the client what was removed.
+
+        The loops close on a thread (their writers close there, never on the event loop); the
+        entry each one holds stays in the slot if the handler ``failed``.
+        """
+        if self.manager.consuming:
+            await self.session.run_sync(self.manager.close_consumers, failed)
+        else:
+            self.manager.close_consumers(failed)
         outbox, self.manager.outbox = self.manager.outbox, []
         for message in outbox:
             await self.session.send(message)

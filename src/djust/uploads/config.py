@@ -25,7 +25,7 @@ class UploadConfig:
     chunk_size: int = 65536
     auto_upload: bool = True
     allow_active_content: bool = False
-    writer: Callable[[], Any] | None = None
+    writer: Callable[..., Any] | None = None  # called with the entry, or with nothing
 
     def to_client(self) -> dict[str, Any]:
         """The part of the config the browser needs (it checks size, type and count itself)."""

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from django.core.files.uploadedfile import UploadedFile
 
 from djust.uploads import names
 from djust.uploads.sniff import SNIFF_BYTES, content_type_of
-from djust.uploads.writers import UploadWriter
+from djust.uploads.writers import Reason, UploadWriter
+
+if TYPE_CHECKING:
+    from djust.uploads.config import UploadConfig
+    from djust.uploads.spool import Spool
 
 
 class State(enum.Enum):
@@ -32,6 +36,10 @@ _NEXT: dict[State, set[State]] = {
     State.CANCELLED: set(),
     State.CONSUMED: set(),
 }
+
+
+# Why a writer closes, by the state its entry left in: only a consumed entry is kept.
+_REASONS: dict[State, Reason] = {State.CONSUMED: "done", State.FAILED: "error"}
 
 
 class InvalidTransition(RuntimeError):
@@ -65,7 +73,8 @@ class UploadEntry:
         raw_name: str,
         client_type: str,
         client_size: int,
-        writer: UploadWriter,
+        writer: UploadWriter | None = None,
+        config: UploadConfig | None = None,
     ) -> None:
         self.ref = ref
         self.upload_name = upload_name
@@ -73,7 +82,13 @@ class UploadEntry:
         self.raw_name = raw_name
         self.client_type = client_type
         self.client_size = client_size
-        self.writer = writer
+        # A folder upload's path below the chosen folder, each part safe (names.safe_path).
+        self.client_path: str | None = None
+        self.config = config  # the slot's options, as the writer factory sees them
+        self.writer = writer  # the slot's writer, made for this entry
+        self.spool: Spool | None = None  # runs the writer on the entry's lane (in the server)
+        self.postponed = False  # kept by postpone(): a consume loop leaves it in the slot
+        self.done_with_writer = False  # its writer was told why it closes (without a spool)
         self.state = State.REGISTERED
         self.received = 0
         self.error: str | None = None
@@ -129,6 +144,15 @@ class UploadEntry:
         return getattr(self.writer, "path", None)
 
     @property
+    def meta(self) -> dict[str, Any]:
+        """What the writer says about the stored file (``key``, ``etag``... for S3)."""
+        return self.writer.meta() if self.writer is not None else {}
+
+    def postpone(self) -> None:
+        """Keep this entry in the slot when the consume loop moves on (its save failed)."""
+        self.postponed = True
+
+    @property
     def content_type(self) -> str:
         """The type to store the file under, from its content and extension; never client_type."""
         if self._content_type is not None:
@@ -150,7 +174,8 @@ class UploadEntry:
             raise ValueError(f"{self!r} is not complete")
         if self._file is None or self._file.closed:
             if self.path is None:
-                raise ValueError(f"{self!r} was written by a writer that keeps no file")
+                # Never fetched back: the writer stored it where it lives (see entry.meta).
+                raise ValueError(f"{self!r} was stored by a writer that keeps no local file")
             self._file = EntryFile(
                 open(self.path, "rb"),  # noqa: SIM115  (closed by discard())
                 self.client_name,
@@ -172,11 +197,16 @@ class UploadEntry:
         return names.unique_name(self.client_name, prefix, keep_stem=keep_stem)
 
     def discard(self) -> None:
-        """Close the file and remove the bytes, whatever the state."""
+        """Close the file and tell the writer why the entry leaves (its state says)."""
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
-        self.writer.abort()
+        reason = _REASONS.get(self.state, "cancel")
+        if self.spool is not None:
+            self.spool.close(reason)  # once: the spool ignores later calls
+        elif self.writer is not None and not self.done_with_writer:
+            self.done_with_writer = True
+            self.writer.close(reason)
 
     def as_dict(self) -> dict[str, Any]:
         return {

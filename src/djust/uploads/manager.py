@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +55,10 @@ class UploadManager:
         self.outbox: list[dict[str, Any]] = []
         # Told of every entry that leaves, however it leaves (the socket glue releases quotas).
         self.on_remove: Callable[[UploadEntry], None] | None = None
-        self._consumers: weakref.WeakSet[Generator[UploadEntry, None, None]] = weakref.WeakSet()
+        # Consume loops of the running handler, held until it ends: whether it failed decides
+        # the fate of the entry each one has in hand.
+        self._consumers: list[Generator[UploadEntry, None, None]] = []
+        self._failed = False
 
     def allow(self, name: str, **options: Any) -> UploadConfig:
         config = make_config(name, max_frame_size=conf.get("MAX_FRAME_SIZE"), **options)
@@ -118,23 +120,48 @@ class UploadManager:
     def consume(self, name: str) -> Generator[UploadEntry, None, None]:
         slot = self.slot(name)
         gen = self._consume(slot)
-        self._consumers.add(gen)
+        self._consumers.append(gen)
         return gen
 
     def _consume(self, slot: Slot) -> Generator[UploadEntry, None, None]:
         slot.errors.clear()
         for entry in [e for e in slot.entries if e.complete]:
+            if not entry.complete:
+                continue  # cancelled by an earlier turn of the loop
+            entry.postponed = False
             try:
                 yield entry
-            finally:
-                # Also on break or an exception in the caller's loop: it is done with this one.
-                self.remove(entry, State.CONSUMED, notify="upload_consumed")
+            except GeneratorExit:
+                # The handler left the loop holding this entry: it broke, returned or raised.
+                # A failed handler did not store it: the user's file stays for another try.
+                if not self._failed:
+                    self._consumed(entry)
+                raise
+            self._consumed(entry)  # the loop moved on
 
-    def close_consumers(self) -> None:
-        """Finish consume loops a handler left open, so their current entry is removed now."""
-        for gen in list(self._consumers):
-            gen.close()
-        self._consumers = weakref.WeakSet()
+    def _consumed(self, entry: UploadEntry) -> None:
+        if not entry.postponed:
+            self.remove(entry, State.CONSUMED, notify="upload_consumed")
+
+    @property
+    def consuming(self) -> bool:
+        """Whether a consume loop is still open (its entry in hand not yet decided)."""
+        return any(gen.gi_frame is not None for gen in self._consumers)
+
+    def close_consumers(self, failed: bool = False) -> None:
+        """The handler ended: close its consume loops; their entries in hand stay if it failed."""
+        consumers, self._consumers = self._consumers, []
+        self._failed = failed
+        try:
+            for gen in consumers:
+                gen.close()
+        finally:
+            self._failed = False
+
+    def uploaded(self, name: str) -> tuple[list[UploadEntry], list[UploadEntry]]:
+        """The slot's complete entries and those still uploading, in registration order."""
+        entries = self.slot(name).entries
+        return [e for e in entries if e.complete], [e for e in entries if not e.done]
 
     def cancel(self, name: str, ref: str) -> None:
         entry = self.get(name, ref)

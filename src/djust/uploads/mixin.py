@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from djust.uploads.config import UploadConfig
 from djust.uploads.entry import UploadEntry
 from djust.uploads.manager import UploadManager
+from djust.uploads.writers import WriterFactory
 
 
 class UploadMixin:
-    """Adds ``allow_upload``, ``consume_uploaded_entries``, ``get_uploads``, ``cancel_upload``."""
+    """Adds ``allow_upload``, ``consume_uploaded_entries``, ``uploaded_entries``,
+    ``get_uploads``, ``cancel_upload`` and the ``handle_upload_complete`` hook."""
 
     @property
     def _djust_uploads(self) -> UploadManager:
@@ -30,7 +32,7 @@ class UploadMixin:
         chunk_size: int = 65536,
         auto_upload: bool = True,
         allow_active_content: bool = False,
-        writer: Callable[[], Any] | None = None,
+        writer: WriterFactory | None = None,
     ) -> UploadConfig:
         """Configure the upload slot ``name`` (call in ``mount``)."""
         return self._djust_uploads.allow(
@@ -47,6 +49,16 @@ class UploadMixin:
     def consume_uploaded_entries(self, name: str) -> Iterator[UploadEntry]:
         """Yield the slot's completed entries, removing each (and its file) once you are done."""
         return self._djust_uploads.consume(name)
+
+    def uploaded_entries(self, name: str) -> tuple[list[UploadEntry], list[UploadEntry]]:
+        """The slot's entries as ``(completed, in_progress)``."""
+        return self._djust_uploads.uploaded(name)
+
+    def handle_upload_complete(self, name: str, entry: UploadEntry) -> None:
+        """Called when an entry of slot ``name`` completes, like a handler; the view re-renders.
+
+        Override it to act without a button (consume the entry, save an avatar on drop).
+        """
 
     def get_uploads(self, name: str) -> list[UploadEntry]:
         """All entries of the slot, in progress or complete."""

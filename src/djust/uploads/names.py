@@ -9,11 +9,16 @@ import uuid
 __all__ = [
     "COLLISION_SUFFIX",
     "MAX_BYTES",
+    "MAX_DEPTH",
     "MAX_EXTENSION",
     "extension",
     "safe_name",
+    "safe_path",
     "unique_name",
 ]
+
+# Parts of a folder upload's relative path (a folder 32 levels deep is already absurd).
+MAX_DEPTH = 32
 
 # An extension longer than this is more likely part of the name than a real extension.
 MAX_EXTENSION = 16
@@ -72,6 +77,23 @@ def safe_name(raw: str, *, max_bytes: int = MAX_BYTES) -> str:
     if _is_reserved(name) or _hidden_in_storage(name):
         name = _fit("_" + name, max_bytes)
     return _storable_extension(name)
+
+
+def safe_path(raw: str, name: str) -> str:
+    """Return a folder upload's relative path (``"photos/2024/a.jpg"``), each part made safe.
+
+    ``raw`` must be a plain relative path of at most ``MAX_DEPTH`` parts separated by ``/`` that
+    ends in the file's ``name``; anything else (``..``, a leading ``/``, a backslash, an empty
+    part) raises ``ValueError``.
+    """
+    parts = raw.split("/")
+    if len(parts) > MAX_DEPTH:
+        raise ValueError(f"a relative path has at most {MAX_DEPTH} parts")
+    if "\\" in raw or any(part in ("", ".", "..") for part in parts):
+        raise ValueError("not a plain relative path")
+    if parts[-1] != name:
+        raise ValueError("the path does not end in the file's name")
+    return "/".join(safe_name(part) for part in parts)
 
 
 def extension(name: str) -> str:

@@ -1,12 +1,13 @@
-"""Run an entry's writer on a worker thread: the event loop only copies bytes into blocks.
+"""Run an entry's writer on a lane of its own: the event loop only copies bytes into blocks.
 
 The event loop copies each chunk as it arrives into a 1 MiB block (page-aligned, from a small
-pool, so its pages stay mapped) and frees the chunk at once. A worker thread writes whole blocks
-while another hashes them: disk writes and SHA-256 both release the GIL, so they run beside the
-event loop instead of on it, a few times per MiB instead of once per chunk. A slow disk slows its
-own upload (acks follow written bytes) without stalling any other connection. Each entry's
-blocks are written in order; different entries run in parallel. The writer is opened on the
-worker too, just before its first block: an entry that never receives a byte never opens a file.
+pool, so its pages stay mapped) and frees the chunk at once. The entry's lane, a thread of its
+own, writes whole blocks while a hasher thread hashes them: disk writes, network calls and
+SHA-256 release the GIL, so they run beside the event loop instead of on it, a few times per MiB
+instead of once per chunk. The lane runs the writer's calls in order and nothing else: a writer
+that blocks (a full disk, an object store far away) slows its own upload (acks follow written
+bytes) and no other, however many such writers there are. The writer is opened on the lane just
+before its first block: an entry that never receives a byte never opens a file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
+import logging
 import mmap
 import os
 import threading
@@ -22,34 +25,40 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from djust.uploads.writers import UploadWriter
+from djust.uploads.writers import Reason, UploadWriter
 
-_executors: dict[str, ThreadPoolExecutor] = {}
-_executor_lock = threading.Lock()
-WORKERS = 4
+logger = logging.getLogger("djust")
+
+# Hashing is bounded CPU work that never waits on I/O: a few threads serve every lane.
+HASHERS = 4
 # Large enough that writes and hashes cost a few calls per MiB; a multiple of the page size, so
 # that a writer may write blocks with O_DIRECT.
 BLOCK = 1 << 20
 # Free blocks kept for reuse across uploads (more are unmapped when returned).
 POOL = 32
+# Seconds a lane's thread waits for the next block before it ends (the next block starts
+# another): a steady upload keeps one thread, an idle one holds none for long.
+LANE_IDLE = 2.0
 
-_WRITE, _CLOSE, _ABORT = 0, 1, 2
+_WRITE, _FINISH, _CLOSE = 0, 1, 2
 _free: list[mmap.mmap] = []
+_hashers: ThreadPoolExecutor | None = None
+_hashers_lock = threading.Lock()
+_lane_numbers = itertools.count(1)
 
 
-def executor(role: str = "writer") -> ThreadPoolExecutor:
-    """The process's upload ``writer`` (or ``hasher``) threads, made on first use."""
-    with _executor_lock:
-        if role not in _executors:
-            _executors[role] = ThreadPoolExecutor(
-                WORKERS, thread_name_prefix=f"djust-upload-{role}"
-            )
-        return _executors[role]
+def hashers() -> ThreadPoolExecutor:
+    """The process's hasher threads, made on first use."""
+    global _hashers
+    with _hashers_lock:
+        if _hashers is None:
+            _hashers = ThreadPoolExecutor(HASHERS, thread_name_prefix="djust-upload-hasher")
+        return _hashers
 
 
 def _take_block() -> mmap.mmap:
     try:
-        return _free.pop()  # list.pop and append are atomic: blocks return from worker threads
+        return _free.pop()  # list.pop and append are atomic: blocks return from lane threads
     except IndexError:
         return mmap.mmap(-1, BLOCK)
 
@@ -64,13 +73,13 @@ def _give_block(block: mmap.mmap) -> None:
 
 
 class Spool:
-    """An ``UploadWriter`` that hands ``inner`` whole blocks on a worker thread and hashes them.
+    """Hands ``inner`` whole blocks on the entry's lane, hashes them, and closes it in turn.
 
-    ``write``, ``flush``, ``close`` and ``abort`` are called on the event loop; a block goes to
-    the worker once it holds ``flush_every`` bytes. ``inner`` is opened on the worker before its
-    first block. The callbacks run on the event loop too:
-    ``on_written(total)`` after each block is written, ``on_closed(sha256_hex)`` once
-    ``close()`` is done, ``on_failed(exc)`` if ``inner`` raised.
+    ``write``, ``flush`` and ``finish`` are called on the event loop; a block goes to the lane
+    once it holds ``flush_every`` bytes. ``close`` may be called from any thread. The callbacks
+    run on the event loop: ``on_written(total)`` after each block is written,
+    ``on_finished(sha256_hex)`` once ``inner.finish()`` returned, ``on_failed(exc)`` if
+    ``inner`` raised (after which nothing but ``close`` reaches it).
     """
 
     def __init__(
@@ -78,23 +87,26 @@ class Spool:
         inner: UploadWriter,
         *,
         on_written: Callable[[int], Any],
-        on_closed: Callable[[str], Any],
+        on_finished: Callable[[str], Any],
         on_failed: Callable[[BaseException], Any],
         flush_every: int = BLOCK,
     ) -> None:
         self.inner = inner
         self.written = 0
         self._on_written = on_written
-        self._on_closed = on_closed
+        self._on_finished = on_finished
         self._on_failed = on_failed
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._hash = hashlib.sha256()
         self._ops: deque[tuple[int, Any]] = deque()
-        self._lock = threading.Lock()
-        self._busy = False
-        self._stopped = False  # after abort() or a failure: nothing more is written
+        self._ready = threading.Condition()
+        self._lane: threading.Thread | None = None  # alive while it may take queued operations
+        self._running = False  # the lane is inside a call of ``inner``
+        self._stopped = False  # after a failure or close(): no more writes
+        self._closed = False
         self._opened = False
-        # Blocks go to the worker when this full (at most BLOCK): progress reports need no more.
+        # Blocks go to the lane when this full (at most BLOCK): progress reports need no more.
         self.flush_every = max(1, min(flush_every, BLOCK))
         self._block: mmap.mmap | None = None  # being filled on the event loop
         self._fill = 0
@@ -104,7 +116,7 @@ class Spool:
         return getattr(self.inner, "path", None)
 
     def write(self, data: Any) -> None:
-        """Copy ``data`` into the current block; a full block goes to the worker."""
+        """Copy ``data`` into the current block; a full block goes to the lane."""
         if self._stopped:
             return
         size, done = len(data), 0
@@ -119,91 +131,120 @@ class Spool:
                 self.flush()
 
     def flush(self) -> None:
-        """Hand the partly filled block to the worker now (the sender is waiting on an ack)."""
+        """Hand the partly filled block to the lane now (the sender is waiting on an ack)."""
         if self._block is not None and self._fill:
             self._push(_WRITE, (self._block, self._fill))
             self._block = None
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """Every byte arrived: write what is held, then ``inner.finish()`` on the lane."""
         self.flush()
-        self._push(_CLOSE, None)
+        self._push(_FINISH, None)
 
-    def close_empty(self) -> str:
-        """Open and close at once when there is nothing to write (an empty file); the digest."""
-        self._open()
-        self.inner.close()
-        return self._hash.hexdigest()
+    def close(self, reason: Reason) -> None:
+        """Tell ``inner`` why the entry left, after any call in progress; once, never on the loop.
+
+        Queued blocks are dropped. Off the event loop (a handler's thread) with the lane idle,
+        ``inner.close`` runs at once on the calling thread. Otherwise it runs on the lane; when
+        the bytes are discarded, ``path`` leaves the directory at once all the same: the lane's
+        descriptor keeps the inode until it closes it, so a write in progress lands nowhere.
+        """
+        self._drop_block()
+        with self._ready:
+            if self._closed:
+                return
+            self._closed = self._stopped = True
+            self._drop_ops()
+            here = not self._running and threading.get_ident() != self._loop_thread
+            if not here:
+                self._ops.append((_CLOSE, reason))
+                self._start_lane()
+            self._ready.notify()
+        if here:
+            self._close_inner(reason)
+        elif reason != "done" and self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
 
     def _open(self) -> None:
         if not self._opened:
             self._opened = True
             self.inner.open()
 
-    def abort(self) -> None:
-        """Drop queued bytes and discard the file, after any write in progress (idempotent)."""
-        self._drop_block()
-        with self._lock:
-            self._stopped = True
-            self._ops.clear()
-            if self._busy:
-                self._ops.append((_ABORT, None))  # the running worker does it after its batch
-                busy = True
-            else:
-                busy = False
-        if not busy:
-            self.inner.abort()
-        elif self.path is not None:
-            # The file leaves the directory now; the worker's descriptor keeps the inode until
-            # it closes it, so a write in progress lands nowhere.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-
     def _drop_block(self) -> None:
         if self._block is not None:
             _give_block(self._block)
             self._block = None
 
+    def _drop_ops(self) -> None:
+        """Drop queued writes and finish (call with ``_ready`` held); a queued close stays."""
+        kept = [op for op in self._ops if op[0] == _CLOSE]
+        for kind, data in self._ops:
+            if kind == _WRITE:
+                _give_block(data[0])
+        self._ops.clear()
+        self._ops.extend(kept)
+
     def _push(self, kind: int, data: Any) -> None:
-        with self._lock:
+        with self._ready:
             if self._stopped:
+                if kind == _WRITE:
+                    _give_block(data[0])
                 return
             self._ops.append((kind, data))
-            start = not self._busy
-            self._busy = True
-        if start:
-            executor().submit(self._drain)
+            self._start_lane()
+            self._ready.notify()
+
+    def _start_lane(self) -> None:
+        """Start the lane's thread unless it is alive (call with ``_ready`` held)."""
+        if self._lane is None:
+            self._lane = threading.Thread(
+                target=self._drain, name=f"djust-upload-writer-{next(_lane_numbers)}", daemon=True
+            )
+            self._lane.start()
 
     def _drain(self) -> None:
-        """On a worker: run queued operations in order until none is left."""
+        """On the lane: run queued operations in order; end after a close or when idle."""
         while True:
-            with self._lock:
+            with self._ready:
+                if not self._ops and not self._closed:
+                    self._ready.wait(LANE_IDLE)
                 if not self._ops:
-                    self._busy = False
+                    self._lane = None
                     return
                 kind, data = self._ops.popleft()
+                self._running = kind != _CLOSE
+            if kind == _CLOSE:
+                self._close_inner(data)
+                continue
             try:
-                if kind != _ABORT:
-                    self._open()
+                self._open()
                 if kind == _WRITE:
                     self._write_block(*data)
                     self._post(self._on_written, self.written)
-                elif kind == _CLOSE:
-                    self.inner.close()
-                    self._post(self._on_closed, self._hash.hexdigest())
                 else:
-                    self.inner.abort()
+                    self.inner.finish()
+                    self._post(self._on_finished, self._hash.hexdigest())
             except Exception as exc:
-                with self._lock:
+                with self._ready:
                     self._stopped = True
-                    self._ops.clear()
-                    self._busy = False
+                    self._drop_ops()
                 self._post(self._on_failed, exc)
-                return
+            finally:
+                with self._ready:
+                    self._running = False
+
+    def _close_inner(self, reason: Reason) -> None:
+        # The entry is gone: a writer that fails to clean up can only be logged.
+        try:
+            self.inner.close(reason)
+        except Exception:
+            logger.exception("closing the upload writer %r (%s) failed", self.inner, reason)
 
     def _write_block(self, block: mmap.mmap, size: int) -> None:
         # The block is hashed on another thread while this one writes it.
         with memoryview(block) as whole, whole[:size].toreadonly() as view:
-            hashing = executor("hasher").submit(self._hash.update, view)
+            hashing = hashers().submit(self._hash.update, view)
             try:
                 self.inner.write(view)
             finally:

@@ -1,20 +1,31 @@
-"""Where an upload's bytes go as they arrive: a small writer interface and the temp-file default."""
+"""Where an upload's bytes go as they arrive: the writer interface and the temp-file default.
+
+A writer is made for one entry by the slot's factory, receives the entry's bytes in order on a
+thread of its own, finishes when the last byte is in, and is told why it closes: ``"done"``
+(the handler consumed the entry), ``"cancel"`` (cancelled, or the connection closed) or
+``"error"`` (the upload failed).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import fcntl
+import inspect
 import logging
 import os
 import re
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from djust import conf
-from djust.errors import UnsafeUploadDir
+from djust.errors import DjustError, UnsafeUploadDir, WriteFailed
+
+if TYPE_CHECKING:
+    from djust.uploads.entry import UploadEntry
 
 PREFIX = "djust-"
 SUFFIX = ".upload"
@@ -30,23 +41,67 @@ UPLOAD_DIR_HINT = (
 logger = logging.getLogger("djust")
 _reported: set[str] = set()  # problems already logged: once each, not at every registration
 
+Reason = Literal["done", "cancel", "error"]
 
-class UploadWriter(Protocol):
-    """Receives one entry's bytes in order, on a worker thread (``open`` before the first)."""
 
-    path: str | None
+class UploadWriter:
+    """Receives one entry's bytes in order, on the entry's own thread, and is told why it closes.
+
+    Subclass it and define ``write`` and ``close``; ``open``, ``finish`` and ``meta`` do nothing
+    unless overridden. djust calls ``open`` before the first byte, ``write`` for each block,
+    ``finish`` once every byte is written, and ``close`` exactly once when the entry leaves.
+    """
+
+    path: str | None = None  # a local file holding the complete content, or None
 
     def open(self) -> None:
-        """Prepare to receive bytes."""
+        """Prepare to receive bytes (only entries that receive a byte, or are empty, get it)."""
 
     def write(self, data: memoryview) -> None:
-        """Append ``data``."""
+        """Append ``data`` (valid only during the call: copy what you keep)."""
+        raise NotImplementedError
 
-    def close(self) -> None:
-        """All bytes arrived; keep them."""
+    def finish(self) -> None:
+        """Every byte is written: make the result whole; raising fails the upload."""
 
-    def abort(self) -> None:
-        """The upload failed or was dropped; discard everything."""
+    def meta(self) -> dict[str, Any]:
+        """What the handler gets as ``entry.meta``: a key, a URL, an ETag..."""
+        return {}
+
+    def close(self, reason: Reason) -> None:
+        """The entry left: keep the result (``done``) or discard it (``cancel``, ``error``)."""
+
+
+WriterFactory = Callable[..., UploadWriter]
+
+
+def new_writer(factory: WriterFactory, entry: UploadEntry) -> UploadWriter:
+    """The slot's writer for ``entry``: a factory with a required positional parameter gets it."""
+    try:
+        return factory(entry) if takes_entry(factory) else factory()
+    except DjustError:
+        raise
+    except Exception as exc:
+        logger.exception("the writer factory of slot %r failed", entry.upload_name)
+        raise WriteFailed(f"cannot store {entry.client_name}: {exc}") from exc
+
+
+def takes_entry(factory: Callable[..., Any]) -> bool:
+    """Whether ``factory`` wants the entry: ``S3MultipartWriter``, ``lambda entry: ...``.
+
+    Factories of the first version (``lambda: ...``, ``TempFileWriter``, whose parameters all
+    have defaults) are called with no argument.
+    """
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return True
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            return parameter.default is parameter.empty
+    return False
 
 
 def upload_dir() -> Path:
@@ -94,8 +149,11 @@ def upload_dir_problem(path: Path) -> str | None:
     return None
 
 
-class TempFileWriter:
-    """Writes to a private temp file named after this process, removed on ``abort``.
+class TempFileWriter(UploadWriter):
+    """Writes to a private temp file named after this process; removed when the entry leaves.
+
+    A temp file is never where a file lives: whatever the reason it closes, what the handler did
+    not move away is deleted.
 
     With ``direct=True`` the file is written with ``O_DIRECT`` where the platform and the file
     system allow it: page-aligned writes whose length is a multiple of 4 KiB (djust's blocks) go
@@ -130,16 +188,22 @@ class TempFileWriter:
             self.direct = _set_direct(self._fd, False)
             _write_all(self._fd, data)
 
-    def close(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
+    def finish(self) -> None:
+        self._release()
 
-    def abort(self) -> None:
-        self.close()
+    def meta(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def close(self, reason: Reason) -> None:
+        self._release()
         if self.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 # O_DIRECT writes must start at, and be a multiple of, the device's block size; 4 KiB suits

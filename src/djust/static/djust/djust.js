@@ -75,7 +75,8 @@
       if (ws !== this.ws) return;
       const was = this.mounted;
       this.mounted = false;
-      this.uploads.disconnected();
+      this.uploads.disconnected(this.stopped);
+      markConnected(this.root, false);
       this.replies.forEach((resolve) => resolve(null));
       this.replies.clear();
       if (was) emit("djust:disconnected", {});
@@ -119,6 +120,7 @@
           this.mounted = true;
           this.everMounted = true;
           this.attempt = 0;
+          if (m.strings) this.strings = m.strings; // translated texts for t() (uploads section)
           this.uploads.configure(m.uploads);
           if (m.max_concurrent_uploads) {
             this.uploads.maxStreaming = Math.min(MAX_STREAMING, m.max_concurrent_uploads);
@@ -126,7 +128,10 @@
           if (m.max_frame_size) this.uploads.maxFrame = m.max_frame_size;
           morph(this.root, m.html);
           this.uploads.bind();
+          this.uploads.connected();
           this.uploads.schedule();
+          markConnected(this.root, true);
+          waitForUploads(this);
           this.queue.splice(0).forEach((q) => this.send(q));
           emit("djust:connected", { version: m.v });
           break;
@@ -171,6 +176,7 @@
       if (m.html !== undefined) {
         morph(this.root, m.html);
         this.uploads.bind();
+        waitForUploads(this);
       }
     }
   }
@@ -227,12 +233,100 @@
     return params;
   }
 
+  // Loading states (docs/django.md, "Loading states"). While an event is in flight, the element
+  // that sent it carries the class dj-loading, and each element given with dj-disable-with is
+  // disabled and shows that text; its own text and state come back with the reply (or error).
+  const LOADING = "dj-loading";
+
+  function loading(el, disabling) {
+    el.__djustLoading = (el.__djustLoading || 0) + 1;
+    el.__djustClasses = el.__djustClasses || new Set();
+    el.__djustClasses.add(LOADING); // kept by the morph of a render that arrives meanwhile
+    el.classList.add(LOADING);
+    disabling.forEach(lock);
+    return () => {
+      disabling.forEach(unlock);
+      if (--el.__djustLoading > 0) return;
+      el.__djustClasses.delete(LOADING);
+      el.classList.remove(LOADING);
+    };
+  }
+
+  // A locked element keeps its "Saving…" while renders arrive: the morph leaves it alone and
+  // keeps the server's latest version of it, applied when it is unlocked.
+  function lock(el) {
+    if (el.__djustLock) {
+      el.__djustLock.count += 1;
+      return;
+    }
+    const text = el.getAttribute("dj-disable-with");
+    const isInput = el.tagName === "INPUT";
+    el.__djustLock = { count: 1, pending: null, nodes: Array.from(el.childNodes), value: el.value };
+    if (isInput) el.value = text;
+    else el.textContent = text;
+    hold(el, "disable-with", true);
+  }
+
+  function unlock(el) {
+    const locked = el.__djustLock;
+    if (!locked || --locked.count > 0) return;
+    el.__djustLock = null;
+    if (el.tagName === "INPUT") el.value = locked.value;
+    else el.replaceChildren(...locked.nodes);
+    hold(el, "disable-with", false);
+    if (locked.pending) morphNode(el, locked.pending);
+  }
+
+  // Elements the client disables for a while, for reasons (dj-disable-with, dj-upload-wait).
+  // ``server`` says whether the server's HTML disables the element itself: it is what stays
+  // once no reason is left (the morph keeps it up to date).
+  function hold(el, reason, on) {
+    let held = el.__djustHeld;
+    if (!held) {
+      if (!on) return;
+      held = el.__djustHeld = { reasons: new Set(), server: el.hasAttribute("disabled") };
+    }
+    if (on) held.reasons.add(reason);
+    else held.reasons.delete(reason);
+    el.toggleAttribute("disabled", held.reasons.size > 0 || held.server);
+    if (!held.reasons.size) el.__djustHeld = null;
+  }
+
+  // dj-upload-wait="slot": disabled while files of that slot are on their way to the server
+  // (an "Upload All" button that would otherwise consume only the files already complete).
+  const ON_THE_WAY = ["queued", "registering", "uploading", "paused"];
+
+  function waitForUploads(live) {
+    for (const el of live.root.querySelectorAll("[dj-upload-wait]")) {
+      const name = el.getAttribute("dj-upload-wait");
+      const busy = Array.from(live.uploads.entries.values()).some(
+        (e) => e.uploadName === name && ON_THE_WAY.includes(e.status),
+      );
+      hold(el, "upload-wait", busy);
+    }
+  }
+
+  // Every change of an upload's status is reported with this event.
+  window.addEventListener("djust:upload:progress", () => {
+    for (const root of document.querySelectorAll("[dj-view]")) {
+      if (root.__djust) waitForUploads(root.__djust);
+    }
+  });
+
+  function markConnected(root, connected) {
+    root.classList.toggle("dj-connected", connected);
+    root.classList.toggle("dj-disconnected", !connected);
+  }
+
   document.addEventListener("click", (e) => {
     const el = e.target.closest && e.target.closest("[dj-click]");
     const live = el && liveFor(el);
     if (!live) return;
     e.preventDefault();
-    if (confirmed(el)) live.pushEvent(el.getAttribute("dj-click"), valuesOf(el));
+    if (el.__djustLock) return; // its dj-disable-with event is still in flight
+    if (!confirmed(el)) return;
+    const done = loading(el, el.hasAttribute("dj-disable-with") ? [el] : []);
+    live.pushEvent(el.getAttribute("dj-click"), valuesOf(el)).then(done);
   });
 
   document.addEventListener("submit", (e) => {
@@ -242,8 +336,12 @@
     e.preventDefault();
     if (!confirmed(form)) return;
     const params = Object.assign(formValues(form, e.submitter), valuesOf(form));
+    const done = loading(form, Array.from(form.querySelectorAll("[dj-disable-with]")));
     // Files chosen with auto_upload off travel first; the event follows once they are in.
-    live.uploads.flush(form).then(() => live.pushEvent(form.getAttribute("dj-submit"), params));
+    live.uploads
+      .flush(form)
+      .then(() => live.pushEvent(form.getAttribute("dj-submit"), params))
+      .then(done);
   });
 
   document.addEventListener("change", (e) => {
@@ -254,7 +352,9 @@
     }
     const el = target.closest && target.closest("[dj-change]");
     const live = el && liveFor(el);
-    if (live) live.pushEvent(el.getAttribute("dj-change"), fieldParams(el));
+    if (!live) return;
+    const done = loading(el, []);
+    live.pushEvent(el.getAttribute("dj-change"), fieldParams(el)).then(done);
   });
 
   const debounceTimers = new WeakMap();
@@ -266,9 +366,66 @@
     const wait = parseInt(el.getAttribute("dj-debounce") || "250", 10);
     debounceTimers.set(
       el,
-      setTimeout(() => live.pushEvent(el.getAttribute("dj-input"), fieldParams(el)), wait),
+      setTimeout(() => {
+        const done = loading(el, []);
+        live.pushEvent(el.getAttribute("dj-input"), fieldParams(el)).then(done);
+      }, wait),
     );
   });
+
+  // Files pasted from the clipboard go to the slot of the dj-upload-paste element, or of the
+  // dj-upload-drop zone, that has the focus or contains it; pasted text is left alone.
+  document.addEventListener("paste", (e) => {
+    const files = e.clipboardData && e.clipboardData.files;
+    if (!files || !files.length) return;
+    const el = e.target.closest && e.target.closest("[dj-upload-paste],[dj-upload-drop]");
+    const live = el && liveFor(el);
+    if (!live) return;
+    e.preventDefault();
+    const name = el.getAttribute("dj-upload-paste") || el.getAttribute("dj-upload-drop");
+    live.uploads.select(name, files, null);
+  });
+
+  // The path of a file below the folder the user chose (an input with webkitdirectory) or
+  // dropped; "" for a file chosen on its own. Sent at registration as client_path.
+  function relativePath(file) {
+    return file.webkitRelativePath || file.__djustPath || "";
+  }
+
+  // The files of a drop, with those of dropped folders (read recursively, each given its
+  // relative path). The entries must be taken while the drop event runs; they are read later.
+  function droppedFiles(transfer) {
+    const entries = Array.from(transfer.items || [])
+      .filter((item) => item.kind === "file" && item.webkitGetAsEntry)
+      .map((item) => item.webkitGetAsEntry())
+      .filter(Boolean);
+    if (!entries.some((entry) => entry.isDirectory)) return Promise.resolve(Array.from(transfer.files));
+    return Promise.all(entries.map(filesOf)).then((lists) => lists.flat());
+  }
+
+  function filesOf(entry) {
+    if (entry.isFile) {
+      return new Promise((resolve) => {
+        entry.file(
+          (file) => {
+            if (entry.fullPath.indexOf("/", 1) > 0) file.__djustPath = entry.fullPath.slice(1);
+            resolve([file]);
+          },
+          () => resolve([]), // unreadable: as if it were not there
+        );
+      });
+    }
+    const reader = entry.createReader();
+    const children = [];
+    // readEntries answers in batches (100 in Chromium) until it answers an empty one.
+    const next = () =>
+      new Promise((resolve) => reader.readEntries(resolve, () => resolve([]))).then((batch) => {
+        if (!batch.length) return Promise.all(children.map(filesOf)).then((l) => l.flat());
+        children.push(...batch);
+        return next();
+      });
+    return next();
+  }
 
   /* ----------------------------------------------------------------- morph */
 
@@ -337,6 +494,10 @@
       return;
     }
     if (old.hasAttribute("dj-ignore")) return;
+    if (old.__djustLock) {
+      old.__djustLock.pending = incoming; // applied when its event's reply is in (events)
+      return;
+    }
     morphAttributes(old, incoming);
     if (old.tagName === "TEXTAREA") {
       // The server's text is the default; what the user typed stays unless the server changed it.
@@ -353,6 +514,8 @@
   function morphAttributes(old, incoming) {
     const focused = old === document.activeElement;
     const owned = old.__djustAttrs || new Set();
+    const held = old.__djustHeld; // disabled by the client for now (events)
+    if (held) held.server = incoming.hasAttribute("disabled");
     for (const attr of Array.from(incoming.attributes)) {
       if (old.getAttribute(attr.name) === attr.value) continue;
       old.setAttribute(attr.name, attr.value);
@@ -371,6 +534,7 @@
       }
     }
     if (old.__djustClasses) old.__djustClasses.forEach((c) => old.classList.add(c));
+    if (held) old.toggleAttribute("disabled", true);
   }
 
   /* --------------------------------------------------------------- uploads */
@@ -398,10 +562,155 @@
     });
   }
 
+  // Decimal units, as people write limits ("max 25 MB" is 25,000,000 bytes) and as disks count.
   function formatSize(bytes) {
-    if (bytes < 1024) return bytes + " B";
-    if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(1) + " KB";
-    return (bytes / 1024 / 1024).toFixed(1) + " MB";
+    if (bytes < 1000) return bytes + " B";
+    if (bytes < 1000 * 1000) return (bytes / 1000).toFixed(1) + " KB";
+    if (bytes < 1000 * 1000 * 1000) return (bytes / 1000 / 1000).toFixed(1) + " MB";
+    return (bytes / 1000 / 1000 / 1000).toFixed(2) + " GB";
+  }
+
+  function formatDuration(seconds) {
+    const s = Math.max(1, Math.ceil(seconds));
+    if (s < 60) return s + " s";
+    if (s < 600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+    if (s < 3600) return Math.round(s / 60) + " min";
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+
+  // The English texts: fallbacks for the server's translations (mounted.strings, docs/ui.md).
+  const STRINGS = {
+    uploading: "{percent}% · {done} of {total}",
+    speed: "{speed}/s · {left} left",
+    ready: "Ready to send · {total}",
+    paused: "Paused, reconnecting…",
+    complete: "Complete",
+    error: "Failed: {message}",
+    dismiss: "Dismiss",
+    cancel: "Cancel",
+    drop_here: "Drop files here or press Enter to choose",
+    choose_file: "Choose a file",
+    choose_files: "Choose files",
+    refused: "{name} was refused: {message}",
+    uploaded: "{name} uploaded",
+    too_large: "{name} is larger than {limit}",
+    not_accepted: "{name} is not an accepted file type ({accept})",
+    too_many_files: "Too many files (at most {max})",
+  };
+
+  function translate(strings, key, vars) {
+    const text = strings && typeof strings[key] === "string" ? strings[key] : STRINGS[key] || key;
+    return text.replace(/\{(\w+)\}/g, (all, name) => (vars && name in vars ? String(vars[name]) : all));
+  }
+
+  // Default styles: every selector inside :where(), so any rule of the page wins (docs/ui.md).
+  const DEFAULT_CSS = `
+:where([dj-upload-drop]) { border: 2px dashed #8c959f; border-radius: 8px; padding: 1rem; }
+:where([dj-upload-drop]:focus-visible) { outline: 2px solid #0969da; outline-offset: 2px; }
+:where([dj-upload-drop].upload-dragover) { border-color: #0969da; background-color: rgba(9, 105, 218, 0.08); }
+:where([dj-upload-preview]:not(:empty)) { display: grid; grid-template-columns: repeat(auto-fill, 8rem); gap: 0.75rem; margin: 0.5rem 0; }
+:where(.upload-preview-item) { display: flex; flex-direction: column; gap: 0.375rem; box-sizing: border-box; width: 8rem; padding: 0.5rem; border: 1px solid #d0d7de; border-radius: 8px; background: #fff; color: #1f2328; font-size: 0.8125rem; line-height: 1.3; }
+:where(.upload-preview-item img, .upload-preview-icon) { display: block; box-sizing: border-box; width: 100%; height: 5rem; border-radius: 4px; background: #f6f8fa; }
+:where(.upload-preview-item img) { object-fit: contain; }
+:where(.upload-preview-icon) { display: flex; align-items: center; justify-content: center; color: #59636e; font-weight: 600; letter-spacing: 0.05em; }
+:where(.upload-preview-name) { overflow-wrap: anywhere; }
+:where(.upload-preview-item.upload-error) { border-color: #cf222e; background: #fff5f5; }
+:where(.upload-preview-item.upload-error .upload-preview-icon) { color: #a40e26; background: #ffebe9; }
+:where([dj-upload-progress]:not(:empty)) { display: grid; gap: 0.5rem; margin: 0.5rem 0; }
+:where(.upload-progress-item) { display: grid; grid-template-columns: minmax(0, 1fr) auto; align-items: center; gap: 0.375rem 0.75rem; padding: 0.5rem 0.75rem; border: 1px solid #d0d7de; border-radius: 8px; background: #fff; color: #1f2328; font-size: 0.875rem; line-height: 1.4; }
+:where(.upload-progress-name) { grid-column: 1; grid-row: 1; font-weight: 600; overflow-wrap: anywhere; }
+:where(.upload-progress-item > .upload-cancel) { grid-column: 2; grid-row: 1; }
+:where(.upload-progress-track) { grid-column: 1 / -1; height: 0.5rem; border-radius: 999px; background: #e1e5ea; overflow: hidden; }
+:where(.upload-progress-bar) { width: 0; height: 100%; border-radius: inherit; background: #0969da; transition: width 0.2s ease-out; }
+:where(.upload-progress-text) { grid-column: 1 / -1; color: #59636e; font-size: 0.8125rem; font-variant-numeric: tabular-nums; }
+:where(.upload-complete .upload-progress-bar) { background: #1a7f37; }
+:where(.upload-paused .upload-progress-bar) { background: #9a6700; animation: djust-paused 1s ease-in-out infinite alternate; }
+:where(.upload-paused .upload-progress-text) { color: #7d4e00; }
+:where(.upload-progress-item.upload-error) { border-color: #cf222e; background: #fff5f5; }
+:where(.upload-error .upload-progress-track) { background: #ffd7d5; }
+:where(.upload-error .upload-progress-bar) { background: #cf222e; }
+:where(.upload-error .upload-progress-text) { color: #a40e26; }
+:where(.upload-cancel) { font: inherit; font-size: 0.8125rem; line-height: 1.2; padding: 0.25rem 0.625rem; border: 1px solid #d0d7de; border-radius: 6px; background: #f6f8fa; color: #1f2328; cursor: pointer; }
+:where(.upload-cancel:hover) { background: #eaeef2; }
+:where(.upload-cancel:focus-visible) { outline: 2px solid #0969da; outline-offset: 2px; }
+@keyframes djust-paused { to { opacity: 0.4; } }
+/* Dark where the page is: a page that declares color-scheme: light dark follows the reader's
+   prefers-color-scheme, as native controls do; a light-only page keeps light items. */
+@supports (color: light-dark(#000, #fff)) {
+  :where([dj-upload-drop]:focus-visible, .upload-cancel:focus-visible) { outline-color: light-dark(#0969da, #4493f8); }
+  :where([dj-upload-drop].upload-dragover) { border-color: light-dark(#0969da, #4493f8); background-color: light-dark(rgba(9, 105, 218, 0.08), rgba(68, 147, 248, 0.15)); }
+  :where(.upload-preview-item, .upload-progress-item) { border-color: light-dark(#d0d7de, #3d444d); background: light-dark(#fff, #161b22); color: light-dark(#1f2328, #f0f6fc); }
+  :where(.upload-preview-item img, .upload-preview-icon) { background: light-dark(#f6f8fa, #21262d); }
+  :where(.upload-preview-icon, .upload-progress-text) { color: light-dark(#59636e, #9198a1); }
+  :where(.upload-progress-track) { background: light-dark(#e1e5ea, #30363d); }
+  :where(.upload-progress-bar) { background: light-dark(#0969da, #4493f8); }
+  :where(.upload-complete .upload-progress-bar) { background: light-dark(#1a7f37, #3fb950); }
+  :where(.upload-paused .upload-progress-bar) { background: light-dark(#9a6700, #d29922); }
+  :where(.upload-paused .upload-progress-text) { color: light-dark(#7d4e00, #d29922); }
+  :where(.upload-preview-item.upload-error, .upload-progress-item.upload-error) { border-color: light-dark(#cf222e, #f85149); background: light-dark(#fff5f5, #25171c); }
+  :where(.upload-preview-item.upload-error .upload-preview-icon) { color: light-dark(#a40e26, #ff7b72); background: light-dark(#ffebe9, #3d1b1f); }
+  :where(.upload-error .upload-progress-track) { background: light-dark(#ffd7d5, #5d1f22); }
+  :where(.upload-error .upload-progress-bar) { background: light-dark(#cf222e, #f85149); }
+  :where(.upload-error .upload-progress-text) { color: light-dark(#a40e26, #ff7b72); }
+  :where(.upload-cancel) { border-color: light-dark(#d0d7de, #3d444d); background: light-dark(#f6f8fa, #21262d); color: light-dark(#1f2328, #f0f6fc); }
+  :where(.upload-cancel:hover) { background: light-dark(#eaeef2, #30363d); }
+}
+@media (prefers-reduced-motion: reduce) {
+  :where(.upload-progress-bar) { transition: none; animation: none; }
+}
+`;
+  const UPLOAD_ATTRS = "[dj-upload],[dj-upload-drop],[dj-upload-preview],[dj-upload-progress]";
+
+  // Once per page, first in <head> so that the page's own stylesheets also win ties; off with
+  // data-djust-styles="off" on the script tag (DJUST["UPLOAD_DEFAULT_STYLES"] = False).
+  function defaultStyles() {
+    if (document.getElementById("djust-default-styles")) return;
+    if (script && script.getAttribute("data-djust-styles") === "off") return;
+    const style = document.createElement("style");
+    style.id = "djust-default-styles";
+    if (script && script.nonce) style.nonce = script.nonce; // a CSP that allows the script's nonce
+    style.textContent = DEFAULT_CSS;
+    document.head.insertBefore(style, document.head.firstChild);
+  }
+
+  // A polite live region outside the views (a render never touches it), hidden by its own
+  // inline style so that it stays hidden with the default styles off.
+  function liveRegion() {
+    let region = document.getElementById("djust-announcer");
+    if (!region) {
+      region = document.createElement("div");
+      region.id = "djust-announcer";
+      region.setAttribute("role", "status");
+      region.setAttribute("aria-live", "polite");
+      Object.assign(region.style, {
+        position: "absolute",
+        width: "1px",
+        height: "1px",
+        margin: "-1px",
+        padding: "0",
+        overflow: "hidden",
+        clip: "rect(0 0 0 0)",
+        clipPath: "inset(50%)",
+        whiteSpace: "nowrap",
+        border: "0",
+      });
+      document.body.appendChild(region);
+    }
+    return region;
+  }
+
+  // Each message is a new line, so two files finishing together are both read; the last five stay.
+  function announce(text) {
+    const region = liveRegion();
+    const line = document.createElement("div");
+    line.textContent = text;
+    region.appendChild(line);
+    while (region.childElementCount > 5) region.firstElementChild.remove();
+  }
+
+  function extensionOf(name) {
+    const match = /\.([A-Za-z0-9]{1,5})$/.exec(name);
+    return match ? match[1].toUpperCase() : "FILE";
   }
 
   class Uploads {
@@ -413,14 +722,39 @@
       this.waiters = [];
       this.maxStreaming = MAX_STREAMING;
       this.maxFrame = DEFAULT_MAX_FRAME; // the server's MAX_FRAME_SIZE, from mounted
+      this.refusedCount = 0;
+      if (live.root.querySelector(UPLOAD_ATTRS)) defaultStyles(); // before the first paint
     }
 
     configure(configs) {
       if (configs) this.configs = configs;
     }
 
-    // Set accept/multiple from the slot config on inputs that do not set them themselves.
+    // A user-facing text from the server's translations (mounted.strings), or the English one.
+    t(key, vars) {
+      return translate(this.live.strings, key, vars);
+    }
+
+    // After each mount and render: inputs, drop zones, and containers the render added.
     bind() {
+      if (this.live.root.querySelector(UPLOAD_ATTRS)) {
+        defaultStyles();
+        liveRegion(); // present before its first message, or screen readers miss it
+      }
+      // A container that a render added or replaced gets the items of the files the page holds.
+      for (const attr of CLIENT_OWNED) {
+        for (const container of this.live.root.querySelectorAll("[" + attr + "]")) {
+          const name = container.getAttribute(attr);
+          if (container.__djustFilled === name) continue;
+          container.__djustFilled = name;
+          this.entries.forEach((entry) => {
+            if (entry.uploadName !== name) return;
+            if (attr === "dj-upload-preview") this.previewItem(container, entry);
+            else this.progressItemIn(container, entry);
+          });
+        }
+      }
+      // Set accept/multiple from the slot config on inputs that do not set them themselves.
       for (const input of this.live.root.querySelectorAll("input[dj-upload]")) {
         const config = this.configs[input.getAttribute("dj-upload")];
         if (!config) continue;
@@ -433,14 +767,69 @@
           input.setAttribute("multiple", "");
           input.__djustAttrs.add("multiple");
         }
+        // An input with no label of its own gets a name, so that a screen reader can say it.
+        const own = input.__djustAttrs.has("aria-label");
+        const named =
+          input.labels.length > 0 ||
+          (input.hasAttribute("aria-label") && !own) ||
+          ["aria-labelledby", "title"].some((a) => input.hasAttribute(a));
+        if (!named) {
+          input.setAttribute("aria-label", this.t(input.multiple ? "choose_files" : "choose_file"));
+          input.__djustAttrs.add("aria-label");
+        } else if (own) {
+          input.removeAttribute("aria-label");
+          input.__djustAttrs.delete("aria-label");
+        }
       }
       for (const zone of this.live.root.querySelectorAll("[dj-upload-drop]")) {
         if (!zone.__djustDrop) this.bindDrop(zone);
+        this.zoneKeyboard(zone);
       }
+    }
+
+    // A zone without a visible control of its own is one for the keyboard: focusable, a button
+    // (Enter or Space opens the picker), its text as its name and the hint as its title.
+    zoneKeyboard(zone) {
+      const owned = (zone.__djustAttrs = zone.__djustAttrs || new Set());
+      const controls = zone.querySelectorAll("a[href],button,input,select,textarea,[tabindex]");
+      const reachable = Array.from(controls).some(
+        (el) => el.type !== "hidden" && !el.disabled && el.getClientRects().length > 0,
+      );
+      const wanted = { tabindex: "0", role: "button", title: this.t("drop_here") };
+      for (const [name, value] of Object.entries(wanted)) {
+        if (owned.has(name) && zone.getAttribute(name) !== value) owned.delete(name); // the page's now
+        if (reachable && owned.has(name)) {
+          zone.removeAttribute(name);
+          owned.delete(name);
+        } else if (!reachable && (owned.has(name) || !zone.hasAttribute(name))) {
+          zone.setAttribute(name, value);
+          owned.add(name);
+        }
+      }
+    }
+
+    // The picker of slot ``name``: the zone's input, another of the slot's, or one made for it.
+    choose(name, zone) {
+      const selector = 'input[type=file][dj-upload="' + CSS.escape(name) + '"]';
+      let input = zone.querySelector(selector) || this.live.root.querySelector(selector);
+      if (!input) {
+        const config = this.configs[name] || {};
+        input = document.createElement("input");
+        input.type = "file";
+        if (config.accept) input.accept = config.accept;
+        input.multiple = config.max_entries > 1;
+        input.addEventListener("change", () => this.select(name, input.files, null));
+      }
+      input.click();
     }
 
     bindDrop(zone) {
       zone.__djustDrop = true;
+      zone.addEventListener("keydown", (e) => {
+        if (e.target !== zone || (e.key !== "Enter" && e.key !== " ")) return;
+        e.preventDefault(); // Space would scroll the page
+        this.choose(zone.getAttribute("dj-upload-drop"), zone);
+      });
       zone.__djustClasses = zone.__djustClasses || new Set();
       const on = (e) => {
         e.preventDefault();
@@ -460,7 +849,8 @@
         e.preventDefault();
         off();
         if (e.dataTransfer && e.dataTransfer.files.length) {
-          this.select(zone.getAttribute("dj-upload-drop"), e.dataTransfer.files, null);
+          const name = zone.getAttribute("dj-upload-drop");
+          droppedFiles(e.dataTransfer).then((files) => this.select(name, files, null));
         }
       });
     }
@@ -479,6 +869,39 @@
         ref: entry.ref,
         code: code,
         uploadName: entry.uploadName,
+      });
+    }
+
+    // A file the slot's limits refuse here: the server lists it in uploads.<name>.errors too.
+    refuse(probe, file, code, message) {
+      // Shown at once as a failed item (never an image) until dismissed. It never reaches the
+      // server as an upload, so its key is no ref of the protocol.
+      const entry = {
+        ref: "refused-" + this.refusedCount++,
+        refused: true,
+        uploadName: probe.uploadName,
+        file: file,
+        name: file.name,
+        size: file.size,
+        status: "error",
+        error: message,
+        sent: 0,
+        acked: 0,
+        progress: 0,
+      };
+      this.entries.set(entry.ref, entry);
+      this.preview(entry);
+      this.progressItem(entry);
+      announce(this.t("refused", { name: file.name, message: message }));
+      this.fail(probe, code, message);
+      this.live.send({
+        t: "upload_refused",
+        name: probe.uploadName,
+        client_name: file.name,
+        client_type: file.type || "",
+        client_size: file.size,
+        code: code,
+        message: message,
       });
     }
 
@@ -502,15 +925,17 @@
       for (const file of files) {
         const probe = { name: file.name, ref: null, uploadName: name };
         if (room <= 0) {
-          this.fail(probe, "too_many_files", "too many files (at most " + config.max_entries + ")");
+          this.refuse(probe, file, "too_many_files", this.t("too_many_files", { max: config.max_entries }));
           continue;
         }
         if (file.size > config.max_file_size) {
-          this.fail(probe, "too_large", file.name + " is larger than " + formatSize(config.max_file_size));
+          const limit = formatSize(config.max_file_size);
+          this.refuse(probe, file, "too_large", this.t("too_large", { name: file.name, limit: limit }));
           continue;
         }
         if (!accepts(config.accept, file)) {
-          this.fail(probe, "not_accepted", file.name + " is not an accepted file type (" + config.accept + ")");
+          const accept = config.accept;
+          this.refuse(probe, file, "not_accepted", this.t("not_accepted", { name: file.name, accept: accept }));
           continue;
         }
         room -= 1;
@@ -533,6 +958,7 @@
         this.progressItem(entry);
         this.report(entry, true);
         if (config.auto_upload) this.start(entry);
+        this.showImage(entry);
       }
       // Clear the input so choosing the same file again fires "change".
       if (input) input.value = "";
@@ -566,6 +992,7 @@
           client_name: entry.name,
           client_type: entry.file.type || "",
           client_size: entry.size,
+          client_path: relativePath(entry.file) || undefined, // folder uploads only
         });
       }
     }
@@ -582,15 +1009,23 @@
           break;
         case "upload_ack":
           entry.acked = m.offset;
-          if (m.window) entry.window = m.window; // opened once the first bytes passed
+          if (m.rate) entry.rate = m.rate; // the server's measure: the same for every client
+          if (m.window) {
+            entry.window = m.window; // opened once the first bytes passed the content checks
+            entry.checked = true;
+            this.showImage(entry);
+          }
           this.setProgress(entry, entry.size ? Math.floor((m.offset * 100) / entry.size) : 100);
           this.pump(entry);
           break;
         case "upload_complete":
           entry.status = "complete";
           entry.acked = entry.size;
+          entry.checked = true;
           this.setProgress(entry, 100);
           this.report(entry, true);
+          this.showImage(entry);
+          announce(this.t("uploaded", { name: entry.name }));
           this.settled();
           this.schedule();
           break;
@@ -598,6 +1033,7 @@
           entry.status = "error";
           entry.error = m.message;
           this.report(entry, true);
+          announce(this.t("refused", { name: entry.name, message: m.message }));
           this.fail(entry, m.code, m.message);
           this.settled();
           this.schedule();
@@ -614,9 +1050,10 @@
     async pump(entry) {
       if (entry.pumping) return; // the running pump sees new acks after its read
       entry.pumping = true;
+      const attempt = entry.attempt; // a reconnect starts the file again: this pump then stops
       const run = Math.max(1, Math.floor((this.maxFrame - HEADER_SIZE) / entry.chunkSize));
       try {
-        while (entry.status === "uploading" && entry.sent < entry.size) {
+        while (entry.status === "uploading" && entry.attempt === attempt && entry.sent < entry.size) {
           // The server enforces the window: offset + length - acked <= window.
           const limit = Math.min(entry.size, entry.acked + entry.window, entry.sent + run * entry.chunkSize);
           const end = limit === entry.size ? limit : entry.sent + Math.floor((limit - entry.sent) / entry.chunkSize) * entry.chunkSize;
@@ -628,23 +1065,26 @@
           const next = Math.min(entry.size, end + run * entry.chunkSize);
           entry.ahead = end < entry.size ? this.readAhead(entry, end, next) : null;
           frame.set(new Uint8Array(await reading, 0, end - entry.sent), HEADER_SIZE);
-          if (entry.status !== "uploading") break; // cancelled or failed while reading
+          // Cancelled, failed or paused while reading.
+          if (entry.status !== "uploading" || entry.attempt !== attempt) break;
           this.live.sendBinary(frame);
           entry.sent = end;
         }
       } catch (error) {
         // The file became unreadable (changed, moved, permissions): fail this upload only.
-        if (entry.status === "uploading") {
+        if (entry.status === "uploading" && entry.attempt === attempt) {
           this.live.send({ t: "upload_cancel", ref: entry.ref });
           entry.status = "error";
           entry.error = "the file could not be read";
           this.report(entry, true);
+          announce(this.t("refused", { name: entry.name, message: entry.error }));
           this.fail(entry, "read_failed", entry.name + " could not be read: " + error);
           this.settled();
           this.schedule();
         }
       } finally {
         entry.pumping = false;
+        if (entry.attempt !== attempt) this.pump(entry); // the new attempt's pump returned early
       }
     }
 
@@ -684,6 +1124,7 @@
       entry.reported = entry.progress;
       entry.reportedAt = now;
       this.renderProgress(entry);
+      if (force) this.renderPreview(entry);
       emit("djust:upload:progress", {
         ref: entry.ref,
         progress: entry.progress,
@@ -697,86 +1138,184 @@
       return this.live.root.querySelectorAll("[" + attr + '="' + CSS.escape(name) + '"]');
     }
 
+    // One preview item per container: the file's type as a label until its image may show.
     preview(entry) {
       for (const container of this.containers("dj-upload-preview", entry.uploadName)) {
-        const item = document.createElement("div");
-        item.className = "upload-preview-item";
-        item.setAttribute("data-ref", entry.ref);
-        if (entry.file.type.startsWith("image/")) {
-          entry.url = entry.url || URL.createObjectURL(entry.file);
-          const img = document.createElement("img");
-          img.src = entry.url;
-          img.alt = entry.name;
-          item.appendChild(img);
-        }
-        const label = document.createElement("span");
-        label.className = "upload-preview-name";
-        label.textContent = entry.name + " (" + formatSize(entry.size) + ")";
-        item.appendChild(label);
-        container.appendChild(item);
+        this.previewItem(container, entry);
       }
+    }
+
+    previewItem(container, entry) {
+      const item = document.createElement("div");
+      item.className = "upload-preview-item";
+      item.setAttribute("data-ref", entry.ref);
+      const label = document.createElement("span");
+      label.className = "upload-preview-name";
+      label.textContent = entry.name + " (" + formatSize(entry.size) + ")";
+      item.appendChild(label);
+      container.appendChild(item);
+      this.renderPreviewItem(item, entry);
+    }
+
+    // An image only for a picture the browser can draw and that passed the checks so far: the
+    // server's content checks once the file is sent (the first upload_ack that opens the full
+    // window, or upload_complete), the browser's own while it waits for a form's submit.
+    showImage(entry) {
+      if (entry.refused || entry.decoding || !(entry.file.type || "").startsWith("image/")) return;
+      if (!entry.checked && entry.status !== "pending") return;
+      entry.url = entry.url || URL.createObjectURL(entry.file);
+      const probe = new Image();
+      probe.src = entry.url;
+      entry.decoding = probe.decode().then(
+        () => {
+          entry.image = true;
+          if (this.entries.get(entry.ref) === entry) this.renderPreview(entry);
+        },
+        () => {}, // not a picture the browser can draw: the label stays
+      );
+    }
+
+    renderPreview(entry) {
+      for (const item of this.items("upload-preview-item", entry)) this.renderPreviewItem(item, entry);
+    }
+
+    renderPreviewItem(item, entry) {
+      const failed = entry.status === "error";
+      item.classList.toggle("upload-error", failed);
+      const image = entry.image && !failed; // a file the server refused shows no image
+      const shown = item.querySelector(image ? "img" : ".upload-preview-icon");
+      if (shown) return;
+      const old = item.querySelector(image ? ".upload-preview-icon" : "img");
+      let visual;
+      if (image) {
+        visual = document.createElement("img");
+        visual.src = entry.url;
+        visual.alt = ""; // the name follows it
+      } else {
+        visual = document.createElement("span");
+        visual.className = "upload-preview-icon";
+        visual.setAttribute("aria-hidden", "true");
+        visual.textContent = extensionOf(entry.name);
+      }
+      if (old) old.replaceWith(visual);
+      else item.insertBefore(visual, item.firstChild);
     }
 
     progressItem(entry) {
       for (const container of this.containers("dj-upload-progress", entry.uploadName)) {
-        const item = document.createElement("div");
-        item.className = "upload-progress-item";
-        item.setAttribute("data-ref", entry.ref);
-        const label = document.createElement("span");
-        label.className = "upload-progress-name";
-        label.textContent = entry.name;
-        const track = document.createElement("div");
-        track.className = "upload-progress-track";
-        const bar = document.createElement("div");
-        bar.className = "upload-progress-bar";
-        bar.setAttribute("role", "progressbar");
-        bar.setAttribute("aria-valuemin", "0");
-        bar.setAttribute("aria-valuemax", "100");
-        bar.setAttribute("aria-label", entry.name);
-        track.appendChild(bar);
-        const cancel = document.createElement("button");
-        cancel.type = "button";
-        cancel.className = "upload-cancel";
-        cancel.textContent = "\u00d7";
-        cancel.setAttribute("aria-label", "Cancel " + entry.name);
-        cancel.addEventListener("click", (e) => {
-          e.preventDefault();
-          e.stopPropagation();
-          this.cancel(entry.ref);
-        });
-        item.append(label, track, cancel);
-        container.appendChild(item);
+        this.progressItemIn(container, entry);
       }
     }
 
+    progressItemIn(container, entry) {
+      const item = document.createElement("div");
+      item.className = "upload-progress-item";
+      item.setAttribute("data-ref", entry.ref);
+      const label = document.createElement("span");
+      label.className = "upload-progress-name";
+      label.textContent = entry.name;
+      const track = document.createElement("div");
+      track.className = "upload-progress-track";
+      const bar = document.createElement("div");
+      bar.className = "upload-progress-bar";
+      bar.setAttribute("role", "progressbar");
+      bar.setAttribute("aria-valuemin", "0");
+      bar.setAttribute("aria-valuemax", "100");
+      bar.setAttribute("aria-label", entry.name);
+      track.appendChild(bar);
+      const text = document.createElement("span");
+      text.className = "upload-progress-text";
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "upload-cancel";
+      button.addEventListener("click", (e) => {
+        e.preventDefault();
+        e.stopPropagation();
+        this.cancel(entry.ref);
+      });
+      item.append(label, track, text, button);
+      container.appendChild(item);
+      this.renderProgressItem(item, entry);
+    }
+
+    items(className, entry) {
+      return this.live.root.querySelectorAll("." + className + '[data-ref="' + entry.ref + '"]');
+    }
+
     renderProgress(entry) {
-      for (const item of this.live.root.querySelectorAll('.upload-progress-item[data-ref="' + entry.ref + '"]')) {
-        const bar = item.querySelector(".upload-progress-bar");
-        bar.style.width = entry.progress + "%";
-        bar.setAttribute("aria-valuenow", String(entry.progress));
-        item.classList.toggle("upload-complete", entry.status === "complete");
-        item.classList.toggle("upload-error", entry.status === "error");
-        item.classList.toggle("upload-active", entry.status === "uploading");
-        item.setAttribute("data-status", entry.status);
-        if (entry.error) item.setAttribute("title", entry.error);
+      for (const item of this.items("upload-progress-item", entry)) this.renderProgressItem(item, entry);
+    }
+
+    // While the socket is down, a file that waits for it or was cut off is paused.
+    paused(entry) {
+      return entry.status === "paused" || (entry.status === "queued" && !this.live.mounted);
+    }
+
+    // What is happening, in words: the item's text and its bar's aria-valuetext.
+    describe(entry) {
+      const total = formatSize(entry.size);
+      if (entry.status === "error") return this.t("error", { message: entry.error });
+      if (entry.status === "complete") return this.t("complete") + " · " + total;
+      if (this.paused(entry)) return this.t("paused");
+      if (entry.status === "pending") return this.t("ready", { total: total });
+      let text = this.t("uploading", {
+        percent: entry.progress,
+        done: formatSize(Math.min(entry.acked, entry.size)),
+        total: total,
+      });
+      if (entry.status === "uploading" && entry.rate > 0 && entry.acked < entry.size) {
+        const left = formatDuration((entry.size - entry.acked) / entry.rate);
+        text += " · " + this.t("speed", { speed: formatSize(entry.rate), left: left });
+      }
+      return text;
+    }
+
+    renderProgressItem(item, entry) {
+      const text = this.describe(entry);
+      const bar = item.querySelector(".upload-progress-bar");
+      bar.style.width = entry.progress + "%";
+      bar.setAttribute("aria-valuenow", String(entry.progress));
+      bar.setAttribute("aria-valuetext", text);
+      const line = item.querySelector(".upload-progress-text");
+      if (line.textContent !== text) line.textContent = text;
+      const failed = entry.status === "error";
+      item.classList.toggle("upload-active", entry.status === "uploading");
+      item.classList.toggle("upload-paused", this.paused(entry));
+      item.classList.toggle("upload-complete", entry.status === "complete");
+      item.classList.toggle("upload-error", failed);
+      item.setAttribute("data-status", entry.status);
+      const button = item.querySelector(".upload-cancel");
+      const action = this.t(failed ? "dismiss" : "cancel");
+      if (button.textContent !== action) {
+        button.textContent = action;
+        button.setAttribute("aria-label", action + " " + entry.name);
       }
     }
 
     cancel(ref) {
       const entry = this.entries.get(ref);
       if (!entry) return;
-      if (!["pending", "queued", "error"].includes(entry.status)) {
+      // A paused file belonged to the connection that closed: the new one never heard of it.
+      if (!["pending", "queued", "paused", "error"].includes(entry.status)) {
         this.live.send({ t: "upload_cancel", ref: ref });
       }
-      entry.status = "cancelled";
-      this.report(entry, true);
+      if (!entry.refused) {
+        entry.status = "cancelled";
+        this.report(entry, true);
+      }
       this.remove(entry);
     }
 
     remove(entry) {
       this.entries.delete(entry.ref);
-      for (const item of this.live.root.querySelectorAll('[data-ref="' + entry.ref + '"]')) {
-        if (item.classList.contains("upload-preview-item") || item.classList.contains("upload-progress-item")) {
+      for (const className of ["upload-preview-item", "upload-progress-item"]) {
+        for (const item of this.items(className, entry)) {
+          // Focus on a button that goes away moves to the next item's (or the previous one's).
+          if (item.contains(document.activeElement)) {
+            const next = item.nextElementSibling || item.previousElementSibling;
+            const button = next && next.querySelector(".upload-cancel");
+            if (button) button.focus();
+          }
           item.remove();
         }
       }
@@ -807,19 +1346,51 @@
       });
     }
 
-    disconnected() {
+    // The socket closed. A file on its way is paused until the client reconnects; only a socket
+    // that will not come back (``stopped``) fails it.
+    disconnected(stopped) {
+      let paused = 0;
       this.entries.forEach((entry) => {
-        if (entry.status === "registering" || entry.status === "uploading") {
+        const unfinished = ["queued", "registering", "uploading", "paused"].includes(entry.status);
+        if (unfinished && stopped) {
           entry.status = "error";
           entry.error = "connection lost";
           this.report(entry, true);
           this.fail(entry, "disconnected", "the connection was lost during the upload");
+        } else if (entry.status === "registering" || entry.status === "uploading") {
+          entry.status = "paused";
+          entry.rate = 0;
+          this.report(entry, true);
+          paused += 1;
+        } else if (entry.status === "queued" || entry.status === "paused") {
+          this.renderProgress(entry);
+          paused += 1;
         } else if (entry.status === "complete") {
           // The server dropped the file with the connection; it is gone.
           this.remove(entry);
         }
       });
+      // Once per outage, however many attempts to reconnect fail.
+      if (paused && !this.pausedAnnounced) announce(this.t("paused"));
+      this.pausedAnnounced = this.pausedAnnounced || paused > 0;
       this.settled();
+    }
+
+    // Mounted again: the server kept no byte of a paused file, so it starts again from the first.
+    // A slot that uploads on submit waits for the next submit (the one in flight was dropped).
+    connected() {
+      this.pausedAnnounced = false;
+      this.entries.forEach((entry) => {
+        if (entry.status === "paused") {
+          const config = this.configs[entry.uploadName];
+          Object.assign(entry, { sent: 0, acked: 0, progress: 0, rate: 0, ahead: null });
+          entry.attempt = (entry.attempt || 0) + 1;
+          entry.status = config && !config.auto_upload ? "pending" : "queued";
+          this.report(entry, true);
+        } else if (entry.status === "queued") {
+          this.renderProgress(entry);
+        }
+      });
     }
   }
 
