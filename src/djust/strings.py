@@ -31,9 +31,27 @@ CLIENT_STRINGS = {
     "too_large": _("{name} is larger than {limit}"),
     "not_accepted": _("{name} is not an accepted file type ({accept})"),
     "too_many_files": _("Too many files (at most {max})"),
+    # The server's own refusal of content a browser would run.
+    "active_content": _("{name}: SVG, HTML and scripts are not accepted here"),
 }
 
 
 def client_strings() -> dict[str, str]:
     """The texts in the active language (call it where the page's language is active)."""
     return {key: str(text) for key, text in CLIENT_STRINGS.items()}
+
+
+def text(key: str, **values: object) -> str:
+    """One of the texts in the active language, its ``{name}`` placeholders filled in."""
+    return str(CLIENT_STRINGS[key]).format(**values)
+
+
+def size(count: int) -> str:
+    """A byte count in decimal units, as the client shows sizes: "25.0 MB", "1.25 GB"."""
+    if count < 1000:
+        return f"{count} B"
+    if count < 1000**2:
+        return f"{count / 1000:.1f} KB"
+    if count < 1000**3:
+        return f"{count / 1000**2:.1f} MB"
+    return f"{count / 1000**3:.2f} GB"

@@ -330,3 +330,24 @@ def test_the_refusal_message_names_every_field_the_server_checks():
         with pytest.raises(BadMessage):
             decode_text(json.dumps(partial), max_size=1 << 16)
     assert decode_text(json.dumps(message), max_size=1 << 16)["code"] == "too_large"
+
+
+def test_a_refusal_at_registration_is_written_in_the_pages_language(live):
+    async def body():
+        client = await connect(live, **{"Accept-Language": "fr"})
+        await client.send(
+            {
+                "t": "upload_register",
+                "id": 90,
+                "name": "folder",
+                "ref": "90",
+                "client_name": "big.pdf",
+                "client_type": "application/pdf",
+                "client_size": 10**9,
+            }
+        )
+        return await client.wait_for(lambda m: m["t"] == "upload_error")
+
+    error = live.run(body())
+    assert error["code"] == "too_large"
+    assert error["message"].startswith("big.pdf dépasse ")

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from djust import conf, tokens
+from djust import conf, strings, tokens
 from djust.errors import (
     ActiveContent,
     BadFrame,
@@ -63,18 +63,19 @@ FIRST_WINDOW_CHUNKS = 4
 
 # The refusals of the slot's own limits, as registration answers them and as the browser,
 # which checks the same limits first, reports them (``upload_refused``).
+# Their messages are shown to the person who picked the file: in the page's language, as the
+# client's own refusals are (the caller activates it).
 def _too_many_files(config: UploadConfig, client_name: str, size: int) -> DjustError:
-    return TooManyFiles(
-        f"{client_name}: slot {config.name!r} takes at most {config.max_entries} file(s)"
-    )
+    return TooManyFiles(strings.text("too_many_files", max=config.max_entries))
 
 
 def _too_large(config: UploadConfig, client_name: str, size: int) -> DjustError:
-    return TooLarge(f"{client_name} is {size} bytes; the limit is {config.max_file_size} bytes")
+    limit = strings.size(config.max_file_size)
+    return TooLarge(strings.text("too_large", name=client_name, limit=limit))
 
 
 def _not_accepted(config: UploadConfig, client_name: str, size: int) -> DjustError:
-    return NotAccepted(f"{client_name} is not an accepted file type ({config.accept.html})")
+    return NotAccepted(strings.text("not_accepted", name=client_name, accept=config.accept.html))
 
 
 REFUSALS = {
@@ -179,7 +180,8 @@ class UploadChannel:
     async def register(self, message: dict[str, Any]) -> None:
         ref, name = message["ref"], message["name"]
         try:
-            entry = self._admit(message)
+            with self.session.activate():  # refusals are written in the page's language
+                entry = self._admit(message)
         except DjustError as error:
             await self._reject(ref, name, message["client_name"], error)
             return
@@ -219,7 +221,7 @@ class UploadChannel:
         if not config.allow_active_content and (
             is_active(raw_name, client_type) or is_active(client_name, client_type)
         ):
-            raise ActiveContent(f"{client_name}: SVG, HTML and scripts are not accepted here")
+            raise ActiveContent(strings.text("active_content", name=client_name))
         streaming = sum(1 for e in self.manager.entries.values() if not e.done)
         if streaming >= self.max_streaming:
             raise QuotaExceeded(f"at most {self.max_streaming} uploads at once per connection")
@@ -315,7 +317,9 @@ class UploadChannel:
         # The one claim the server can check exactly (the browser compares the same integers).
         if code == TooLarge.code and size <= config.max_file_size:
             raise BadMessage(f"upload_refused: {size} bytes are within the slot's limit")
-        self.manager.record(config.name, None, client_name, refusal(config, client_name, size))
+        with self.session.activate():
+            error = refusal(config, client_name, size)
+        self.manager.record(config.name, None, client_name, error)
         await self.session.rerender()
 
     @staticmethod
