@@ -31,6 +31,8 @@ CLIENT_STRINGS = {
     "too_large": _("{name} is larger than {limit}"),
     "not_accepted": _("{name} is not an accepted file type ({accept})"),
     "too_many_files": _("Too many files (at most {max})"),
+    # The file changed or went away on the user's disk after it was picked.
+    "read_failed": _("the file changed or was removed after it was picked; choose it again"),
     # The server's own refusal of content a browser would run.
     "active_content": _("{name}: SVG, HTML and scripts are not accepted here"),
 }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines import ENGINES, Page
+from tests.engines import Page
 
 pytestmark = pytest.mark.browser
 
@@ -151,13 +151,6 @@ def record_errors(page: Page) -> None:
     )
 
 
-def xfail_in(request, page: Page, reasons: dict[str, str]) -> None:
-    """Expect this engine's run to fail an assertion (not a timeout) until djust.js is fixed."""
-    if page.engine in reasons:
-        mark = pytest.mark.xfail(reason=reasons[page.engine], raises=AssertionError, strict=True)
-        request.applymarker(mark)
-
-
 def media(server, path: str) -> Path:
     return server.media_dir / path.removeprefix("/media/")
 
@@ -280,11 +273,6 @@ def test_several_documents_upload_and_are_listed(engine_page, server, tmp_path):
 # The documents page draws its drop zone's border blue while files are dragged over it.
 ZONE_BORDER = "getComputedStyle(document.querySelector('[dj-upload-drop=files]')).borderTopColor"
 HIGHLIGHT = "rgb(0, 123, 255)"
-NULL_RELATED_TARGET = (
-    "djust.js ends the highlight on a dragleave whose relatedTarget is null (Firefox and WebKit"
-    " send null) instead of counting dragenter/dragleave depth"
-)
-ANY_DRAG = 'djust.js highlights any drag, not only those whose types include "Files"'
 
 
 def open_documents_without_transitions(page: Page, server) -> None:
@@ -312,11 +300,8 @@ def test_dropped_file_highlights_the_zone_and_uploads(engine_page, server):
     assert "1 file(s) ready to upload" in page.text_of(".pending-uploads")
 
 
-def test_the_zone_stays_highlighted_while_the_drag_crosses_its_own_text(
-    engine_page, server, request
-):
+def test_the_zone_stays_highlighted_while_the_drag_crosses_its_own_text(engine_page, server):
     page = engine_page
-    xfail_in(request, page, dict.fromkeys(ENGINES, NULL_RELATED_TARGET))
     open_documents_without_transitions(page, server)
     zone = "[dj-upload-drop=files]"
     page.drag_files(zone, [(unique("crossing", ".txt"), b"x" * 100, "text/plain")])
@@ -329,9 +314,8 @@ def test_the_zone_stays_highlighted_while_the_drag_crosses_its_own_text(
     assert page.evaluate(ZONE_BORDER) == HIGHLIGHT
 
 
-def test_dragging_text_over_the_zone_does_not_highlight_it(engine_page, server, request):
+def test_dragging_text_over_the_zone_does_not_highlight_it(engine_page, server):
     page = engine_page
-    xfail_in(request, page, dict.fromkeys(ENGINES, ANY_DRAG))
     open_documents_without_transitions(page, server)
     resting = page.evaluate(ZONE_BORDER)
     page.evaluate("window.__dragged = new DataTransfer(), __dragged.setData('text/plain', 'hi')")
@@ -375,7 +359,8 @@ def test_screenshot_is_a_png_of_the_page(engine_page, server, tmp_path):
 
 # -- engine edge cases ----------------------------------------------------------------------
 
-# What each engine does today when the picked file shrinks on disk (issue 13, item 2):
+# What each engine does when the picked file shrinks on disk (issue 13, item 2), which djust.js
+# must turn into one clear read_failed whatever the engine:
 # - Chromium refuses to read once the modification time changed (NotReadableError) and reads
 #   short while it did not;
 # - Firefox reads short whatever the time, and djust.js's ``new Uint8Array(buffer, 0, length)``
@@ -383,7 +368,7 @@ def test_screenshot_is_a_png_of_the_page(engine_page, server, tmp_path):
 # - WebKit refuses (NotFoundError) once the time changed, but it keeps whole seconds: within the
 #   second it was picked, ``slice().arrayBuffer()`` returns the full length padded with zeros
 #   (``new Response(slice).arrayBuffer()`` and ``slice.stream()`` read short there, as in the
-#   other two engines).
+#   other two engines, so djust.js reads through a Response and checks the length).
 ENGINE_JARGON = r"\b[A-Z][A-Za-z]*Error\b"
 
 
@@ -416,23 +401,10 @@ def gallery_files(server) -> list[Path]:
     return sorted((server.media_dir / "gallery").glob("*"))
 
 
-GONE = "; and the failed item disappears once the server confirms the cancel"
-
-
 def test_a_file_truncated_after_it_was_picked_fails_with_a_clear_error(
-    engine_page, server, tmp_path, request
+    engine_page, server, tmp_path
 ):
     page = engine_page
-    xfail_in(
-        request,
-        page,
-        {
-            "chromium": "djust.js reports the engine's NotReadableError ('permission problems')"
-            + GONE,
-            "firefox": "djust.js reports the RangeError of new Uint8Array on the short read" + GONE,
-            "webkit": "djust.js reports the engine's NotFoundError" + GONE,
-        },
-    )
     before = gallery_files(server)
 
     name = publish_truncated(page, server, tmp_path, same_second=False)
@@ -450,17 +422,9 @@ def test_a_file_truncated_after_it_was_picked_fails_with_a_clear_error(
 
 
 def test_a_file_truncated_within_the_second_it_was_picked_is_not_saved_padded(
-    engine_page, server, tmp_path, request
+    engine_page, server, tmp_path
 ):
     page = engine_page
-    xfail_in(
-        request,
-        page,
-        {
-            "webkit": "WebKit's slice().arrayBuffer() pads the cut file with zeros and djust.js"
-            " sends them; new Response(slice).arrayBuffer() reads short in all three engines",
-        },
-    )
     before = gallery_files(server)
 
     name = publish_truncated(page, server, tmp_path, same_second=True)

@@ -548,6 +548,22 @@
   const DEFAULT_MAX_FRAME = 1024 * 1024 + 64;
   const MAX_STREAMING = 3; // per connection, unless the server allows fewer
 
+  // The bytes [start, end) of a picked file, exactly. Read through a Response, which reads short
+  // in every engine when the file shrank on disk (WebKit's slice().arrayBuffer() pads a file cut
+  // within the second it was picked with zeros); the size and time are checked again first where
+  // the engine looks at the disk for them.
+  async function readExactly(entry, start, end) {
+    const file = entry.file;
+    if (file.size !== entry.size || file.lastModified !== entry.lastModified) {
+      throw new Error("the file's size or modification time changed");
+    }
+    const bytes = await new Response(file.slice(start, end)).arrayBuffer();
+    if (bytes.byteLength !== end - start) {
+      throw new Error("read " + bytes.byteLength + " of " + (end - start) + " bytes at " + start);
+    }
+    return bytes;
+  }
+
   function accepts(accept, file) {
     if (!accept) return true;
     const name = file.name.toLowerCase();
@@ -596,6 +612,8 @@
     too_large: "{name} is larger than {limit}",
     not_accepted: "{name} is not an accepted file type ({accept})",
     too_many_files: "Too many files (at most {max})",
+    // A picked file that can no longer be read; the engine's own error goes to the console.
+    read_failed: "the file changed or was removed after it was picked; choose it again",
   };
 
   function translate(strings, key, vars) {
@@ -831,23 +849,36 @@
         this.choose(zone.getAttribute("dj-upload-drop"), zone);
       });
       zone.__djustClasses = zone.__djustClasses || new Set();
-      const on = (e) => {
+      // Only a drag of files is one for the zone: dragged text or links pass over it.
+      const files = (e) =>
+        !!e.dataTransfer && Array.from(e.dataTransfer.types || []).includes("Files");
+      const highlight = (on) => {
+        zone.classList.toggle("upload-dragover", on);
+        if (on) zone.__djustClasses.add("upload-dragover");
+        else zone.__djustClasses.delete("upload-dragover");
+      };
+      // Entering a child of the zone fires dragenter on it before dragleave on the zone, and
+      // Firefox and WebKit leave relatedTarget null: the depth of entered elements tells when
+      // the drag has really left.
+      let depth = 0;
+      zone.addEventListener("dragenter", (e) => {
+        if (!files(e)) return;
         e.preventDefault();
-        zone.classList.add("upload-dragover");
-        zone.__djustClasses.add("upload-dragover");
-      };
-      const off = () => {
-        zone.classList.remove("upload-dragover");
-        zone.__djustClasses.delete("upload-dragover");
-      };
-      zone.addEventListener("dragenter", on);
-      zone.addEventListener("dragover", on);
+        depth += 1;
+        highlight(true);
+      });
+      zone.addEventListener("dragover", (e) => {
+        if (files(e)) e.preventDefault(); // lets the files drop here
+      });
       zone.addEventListener("dragleave", (e) => {
-        if (!zone.contains(e.relatedTarget)) off();
+        if (!files(e) || depth === 0) return;
+        depth -= 1;
+        if (depth === 0) highlight(false);
       });
       zone.addEventListener("drop", (e) => {
         e.preventDefault();
-        off();
+        depth = 0;
+        highlight(false);
         if (e.dataTransfer && e.dataTransfer.files.length) {
           const name = zone.getAttribute("dj-upload-drop");
           droppedFiles(e.dataTransfer).then((files) => this.select(name, files, null));
@@ -945,6 +976,7 @@
           file: file,
           name: file.name,
           size: file.size,
+          lastModified: file.lastModified, // a read checks the file has not changed since
           chunkSize: config.chunk_size,
           status: "pending",
           sent: 0,
@@ -1040,7 +1072,9 @@
           break;
         case "upload_cancelled":
         case "upload_consumed":
-          this.remove(entry);
+          // The answer to the cancel sent for a file that failed here: its item stays, with
+          // the reason, until the person dismisses it.
+          if (entry.status !== "error") this.remove(entry);
           break;
       }
     }
@@ -1064,6 +1098,7 @@
           // Read the next run while this one waits for its bytes and then leaves.
           const next = Math.min(entry.size, end + run * entry.chunkSize);
           entry.ahead = end < entry.size ? this.readAhead(entry, end, next) : null;
+          // A run read ahead may reach past what the window allows now: only its start is sent.
           frame.set(new Uint8Array(await reading, 0, end - entry.sent), HEADER_SIZE);
           // Cancelled, failed or paused while reading.
           if (entry.status !== "uploading" || entry.attempt !== attempt) break;
@@ -1074,11 +1109,12 @@
         // The file became unreadable (changed, moved, permissions): fail this upload only.
         if (entry.status === "uploading" && entry.attempt === attempt) {
           this.live.send({ t: "upload_cancel", ref: entry.ref });
+          console.warn("djust: " + entry.name + " could not be read:", error);
           entry.status = "error";
-          entry.error = "the file could not be read";
+          entry.error = this.t("read_failed");
           this.report(entry, true);
           announce(this.t("refused", { name: entry.name, message: entry.error }));
-          this.fail(entry, "read_failed", entry.name + " could not be read: " + error);
+          this.fail(entry, "read_failed", entry.error);
           this.settled();
           this.schedule();
         }
@@ -1093,11 +1129,11 @@
       const ahead = entry.ahead;
       entry.ahead = null;
       if (ahead && ahead.start === start && ahead.end >= end) return ahead.bytes;
-      return entry.file.slice(start, end).arrayBuffer();
+      return readExactly(entry, start, end);
     }
 
     readAhead(entry, start, end) {
-      const bytes = entry.file.slice(start, end).arrayBuffer();
+      const bytes = readExactly(entry, start, end);
       bytes.catch(() => {}); // reported by the read that uses it, if any
       return { start: start, end: end, bytes: bytes };
     }
