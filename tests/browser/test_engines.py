@@ -10,13 +10,13 @@ import hashlib
 import os
 import re
 import struct
-import uuid
-import zlib
 from pathlib import Path
 
 import pytest
 
 from tests.engines import Page
+
+from .test_uploads_browser import png_bytes, sha256, unique, write
 
 pytestmark = pytest.mark.browser
 
@@ -24,38 +24,6 @@ MIB = 1024 * 1024
 
 
 # -- files ---------------------------------------------------------------------------------
-
-
-def png_bytes(width: int = 16, height: int = 12) -> bytes:
-    """A real PNG of random RGB pixels."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-    rows = b"".join(b"\x00" + os.urandom(width * 3) for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows, 0))
-        + chunk(b"IEND", b"")
-    )
-
-
-def unique(stem: str, ext: str) -> str:
-    """Names differ per test, so storage never renames a file to avoid a clash."""
-    return f"{stem}-{uuid.uuid4().hex[:8]}{ext}"
-
-
-def write(directory: Path, name: str, data: bytes) -> Path:
-    path = directory / name
-    path.write_bytes(data)
-    return path
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def file_sha256(path: Path) -> str:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import struct
-import uuid
-import zlib
 from pathlib import Path
 
 import pytest
+
+from .test_uploads_browser import connected, log_in, open_view, png_bytes, unique, write
 
 pytestmark = pytest.mark.browser
 
@@ -92,37 +91,9 @@ BROKEN_IMAGES = """() => Array.from(document.querySelectorAll("[dj-upload-previe
 # -- files ---------------------------------------------------------------------------------
 
 
-def png_bytes(width: int = 24, height: int = 24, padding: int = 0) -> bytes:
-    """A real PNG; ``padding`` random bytes in a private chunk make it large but quick to draw."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-    rows = b"".join(b"\x00" + os.urandom(width * 3) for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + (chunk(b"prVt", os.urandom(padding)) if padding else b"")
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
 def text_bytes(size: int) -> bytes:
     line = b"The quick brown fox jumps over the lazy dog. 0123456789\n"
     return (line * (size // len(line) + 1))[:size]
-
-
-def write(directory: Path, name: str, data: bytes) -> Path:
-    path = directory / name
-    path.write_bytes(data)
-    return path
-
-
-def unique(stem: str, ext: str) -> str:
-    return f"{stem}-{uuid.uuid4().hex[:8]}{ext}"
 
 
 def format_size(size: int) -> str:
@@ -142,24 +113,6 @@ def ui(page):
     page.add_init_script(INIT_SCRIPT)
     page.set_viewport_size({"width": 900, "height": 700})
     return page
-
-
-def connected(page) -> None:
-    page.wait_for_function("window.__connected === true", timeout=10_000)
-
-
-def open_view(page, server, path: str) -> None:
-    page.goto(server.url + path)
-    connected(page)
-
-
-def log_in(page, server) -> None:
-    page.goto(server.url + "/login/?next=/documents/")
-    page.fill("input[name=username]", "demo")
-    page.fill("input[name=password]", "demo")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/documents/$"))
-    connected(page)
 
 
 def progress_item(page, name: str):

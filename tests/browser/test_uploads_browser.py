@@ -57,8 +57,9 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def png_bytes(width: int = 16, height: int = 12) -> bytes:
-    """A real PNG of random RGB pixels."""
+def png_bytes(width: int = 16, height: int = 12, padding: int = 0) -> bytes:
+    """A real PNG of random RGB pixels; ``padding`` random bytes in a private chunk make it
+    large but quick to draw."""
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         crc = zlib.crc32(tag + data) & 0xFFFFFFFF
@@ -69,6 +70,7 @@ def png_bytes(width: int = 16, height: int = 12) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
+        + (chunk(b"prVt", os.urandom(padding)) if padding else b"")
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
     )
