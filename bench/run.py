@@ -46,7 +46,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from bench import clients, report, servers  # noqa: E402
+from bench import clients, report, resume, servers  # noqa: E402
 from bench.cdp import Chromium  # noqa: E402
 from bench.servers import MIB, BenchServer, Meter, PeerServer, Pinger  # noqa: E402
 
@@ -686,6 +686,11 @@ async def ours(args: argparse.Namespace, files: dict, extra: dict) -> dict[str, 
         log("ten concurrent uploads")
         source, digest = files[min(files)]
         out["concurrent"] = await concurrent_section(server, source, digest)
+        if not args.skip_resume:
+            log("resets through the fault proxy (bench/resume.py)")
+            out["resume"] = await resume.section(
+                server, source, digest, timed_source=files[max(files)], rounds=args.resume_rounds
+            )
         log("renamed .exe")
         out["exe"] = await exe_section(server, extra["exe"])
         if not args.skip_browser:
@@ -726,9 +731,11 @@ def main() -> None:
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--skip-browser", action="store_true")
     parser.add_argument("--skip-profile", action="store_true")
+    parser.add_argument("--skip-resume", action="store_true")
     parser.add_argument("--out", type=Path, help="markdown report (docs/performance.md)")
     parser.add_argument("--json", type=Path, help="raw results (bench/results.json)")
     args = parser.parse_args()
+    args.resume_rounds = 1 if args.quick else 3
     if args.quick:
         sizes, args.runs, args.peer_runs, browser_mib, args.browser_runs = (
             [10, 50],

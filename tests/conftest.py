@@ -98,7 +98,10 @@ class Server:
         self.start()
 
     def temp_files(self) -> list[str]:
-        return sorted(p.name for p in self.upload_dir.glob("*")) if self.upload_dir.exists() else []
+        """What uploads left in the upload directory (its id, which every worker shares, stays)."""
+        if not self.upload_dir.exists():
+            return []
+        return sorted(p.name for p in self.upload_dir.glob("*") if p.name != ".djust-id")
 
 
 def make_server(**env: str) -> Server:
@@ -112,6 +115,31 @@ def make_server(**env: str) -> Server:
 def server():
     """The shared test server (one process for the session)."""
     srv = make_server().start()
+    yield srv
+    srv.stop()
+    shutil.rmtree(srv.state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def servers():
+    """``servers(**env)`` starts a server with those settings, stopped when the test ends."""
+    started: list[Server] = []
+
+    def start(**env: str) -> Server:
+        server = make_server(**env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+        shutil.rmtree(server.state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def resume_server():
+    """A server of the module's own that keeps dropped uploads for a minute, to resume them."""
+    srv = make_server(TEST_RESUME_TTL="60").start()
     yield srv
     srv.stop()
     shutil.rmtree(srv.state_dir, ignore_errors=True)

@@ -21,8 +21,13 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DJUST = {
     **DJUST,
-    "UPLOAD_DIR": str(STATE_DIR / "uploads"),
-    "UPLOAD_STALL_TIMEOUT": float(os.environ.get("TEST_STALL_TIMEOUT", "30")),
+    "UPLOAD_DIR": os.environ.get("TEST_UPLOAD_DIR", str(STATE_DIR / "uploads")),
+    # "None" turns the timeout off, as 0 does.
+    "UPLOAD_STALL_TIMEOUT": (
+        None
+        if os.environ.get("TEST_STALL_TIMEOUT") == "None"
+        else float(os.environ.get("TEST_STALL_TIMEOUT", "30"))
+    ),
 }
 # Lower limits for servers that tests start with ``make_server(TEST_...="...")``.
 _LIMITS = {
@@ -35,12 +40,16 @@ _LIMITS = {
     "TEST_MAX_PROCESS_TEXT_FPS": "MAX_TEXT_FRAMES_PER_SECOND_PER_PROCESS",
     "TEST_MAX_PROCESS_BYTES": "MAX_UPLOAD_BYTES_PER_PROCESS",
     "TEST_MIN_RATE": "UPLOAD_MIN_RATE",
+    "TEST_RESUME_TTL": "UPLOAD_RESUME_TTL",
     "TEST_MIN_RATE_WINDOW": "UPLOAD_MIN_RATE_WINDOW",
     "TEST_MAX_UPLOADS_PER_PROCESS": "MAX_UPLOADS_PER_PROCESS",
     "TEST_MAX_UPLOADS_PER_CLIENT": "MAX_UPLOADS_PER_CLIENT",
     "TEST_MAX_UPLOADS_PER_USER": "MAX_UPLOADS_PER_USER",
     "TEST_MIN_FREE_DESCRIPTORS": "MIN_FREE_DESCRIPTORS",
 }
+# Uploads end with their connection unless a test starts a server that resumes them
+# (``make_server(TEST_RESUME_TTL="60")``): the rest of the suite checks what a drop cleans up.
+DJUST["UPLOAD_RESUME_TTL"] = 0
 DJUST.update({key: int(os.environ[env]) for env, key in _LIMITS.items() if env in os.environ})
 # A server short of file descriptors: ``make_server(TEST_NOFILE="256")``.
 if "TEST_NOFILE" in os.environ:

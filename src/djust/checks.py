@@ -83,11 +83,21 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="djust.E005",
             )
         )
-    if conf.get("UPLOAD_STALL_TIMEOUT") <= 0:
+    stall = conf.get("UPLOAD_STALL_TIMEOUT")
+    if stall is not None and (isinstance(stall, bool) or not isinstance(stall, int | float)):
+        messages.append(
+            checks.Error(
+                "DJUST['UPLOAD_STALL_TIMEOUT'] must be a number of seconds, or 0 or None to turn "
+                f"it off, not {stall!r}.",
+                id="djust.E012",
+            )
+        )
+    elif not stall or stall < 0:
         messages.append(
             checks.Warning(
-                "DJUST['UPLOAD_STALL_TIMEOUT'] is not positive: a stalled client holds its "
-                "upload slot and temp file until it disconnects.",
+                f"DJUST['UPLOAD_STALL_TIMEOUT'] is {stall!r}, which turns it off: a stalled "
+                "client holds its upload slot and temp file until it disconnects (or the "
+                "minimum rate, UPLOAD_MIN_RATE, fails it).",
                 id="djust.W003",
             )
         )

@@ -41,13 +41,18 @@ DEFAULTS: dict[str, Any] = {
     # Uploads declared at least this large are written with O_DIRECT, around the page cache
     # (Linux; None: never). Costs less CPU per byte than cached writes and leaves the cache alone.
     "UPLOAD_DIRECT_IO": 16 * 1024 * 1024,
+    # Seconds an upload whose connection dropped waits for its page to come back and resume it
+    # (0: uploads end with their connection). Waiting uploads keep their bytes on disk and count
+    # against the upload quotas until they resume or expire (docs/uploads.md, "Resume").
+    "UPLOAD_RESUME_TTL": 600,
     # Unacknowledged bytes a client may have in flight per upload.
     "UPLOAD_WINDOW": 8 * 1024 * 1024,
     # Uploads a connection may stream at once; further registrations wait their turn.
     "MAX_CONCURRENT_UPLOADS": 4,
     # Upload registrations a connection may make per minute.
     "MAX_REGISTRATIONS_PER_MINUTE": 600,
-    # Seconds without a byte before an unfinished upload is failed with ``stalled``.
+    # Seconds without a byte before an unfinished upload is failed with ``stalled`` (0 or None:
+    # never). Time the client waits on the server (an ack, a handler) does not count.
     "UPLOAD_STALL_TIMEOUT": 30,
     # Bytes a second an unfinished upload must average over UPLOAD_MIN_RATE_WINDOW seconds, or
     # it fails with ``stalled`` (0: no minimum). A trickle of bytes holds no upload slot.

@@ -210,6 +210,10 @@ class UnsafeUploadDir(WriteFailed):
         return self.__doc__ or self.code
 
 
+class UploadDirUnavailable(UnsafeUploadDir):
+    """The server cannot create its upload directory: uploads are refused until it can."""
+
+
 class StalledUpload(UploadError):
     """No bytes arrived for too long."""
 
@@ -220,3 +224,30 @@ class QuotaExceeded(UploadError):
     """A per-connection or per-process limit on uploads was reached."""
 
     code = "quota_exceeded"
+
+
+# -- resuming an upload after the connection dropped -------------------------------------
+
+
+class ResumeExpired(UploadError):
+    """The upload to resume is gone: its grace period ended, or it was consumed or cancelled."""
+
+    code = "resume_expired"
+
+
+class ResumeDenied(UploadError):
+    """The upload to resume was registered by another user or in another session."""
+
+    code = "resume_denied"
+
+
+class FileChanged(UploadError):
+    """The file picked to resume an upload is not the one it started with."""
+
+    code = "file_changed"
+
+
+class ResumeUnavailable(UploadError):
+    """The upload lives where this server cannot reach it (an upload directory not shared)."""
+
+    code = "resume_unavailable"

@@ -33,6 +33,8 @@ CLIENT_STRINGS = {
     "too_many_files": _("Too many files (at most {max})"),
     # The file changed or went away on the user's disk after it was picked.
     "read_failed": _("the file changed or was removed after it was picked; choose it again"),
+    # A paused upload cannot continue: the file on the user's disk is no longer the one picked.
+    "file_changed": _("the file changed while its upload was paused; choose it again"),
     # The server's own refusal of content a browser would run.
     "active_content": _("{name}: SVG, HTML and scripts are not accepted here"),
 }

@@ -151,6 +151,9 @@ class UploadResult:
     message: str | None = None
     acks: list[int] = field(default_factory=list)
     sha256: str = ""
+    token: str | None = None  # what resumes it after a drop (``upload(..., resume=token)``)
+    offset: int = 0  # where the server said to start (beyond 0 on a resume)
+    sent: int = 0  # bytes sent by this call
 
 
 class LiveClient:
@@ -238,9 +241,20 @@ class LiveClient:
         return str(self._next_ref)
 
     async def register(
-        self, slot: str, name: str, size: int, content_type: str = "", *, ref: str | None = None
+        self,
+        slot: str,
+        name: str,
+        size: int,
+        content_type: str = "",
+        *,
+        ref: str | None = None,
+        **fields: Any,
     ) -> dict[str, Any]:
-        """Announce a file; returns ``upload_registered`` or ``upload_error``."""
+        """Announce a file; returns ``upload_registered`` or ``upload_error``.
+
+        ``fields`` adds optional fields of the message: ``client_modified``, ``resume``,
+        ``fallback`` (those given as None are left out).
+        """
         ref = ref or self.new_ref()
         await self.send(
             {
@@ -251,6 +265,7 @@ class LiveClient:
                 "client_name": name,
                 "client_type": content_type,
                 "client_size": size,
+                **{key: value for key, value in fields.items() if value is not None},
             }
         )
         reply = await self.wait_for(
@@ -273,21 +288,29 @@ class LiveClient:
         chunk_size: int | None = None,
         declared_size: int | None = None,
         runs: bool = False,
+        resume: str | None = None,
+        modified: int | None = None,
+        stop_at: int | None = None,
     ) -> UploadResult:
         """Register and stream ``content`` with the server's window, as the browser does.
 
         One chunk per message; with ``runs=True``, as the browser sends them: runs of as many
-        whole chunks as the window and the server's largest message allow.
+        whole chunks as the window and the server's largest message allow. ``resume`` (a token
+        from an earlier result) continues an upload from where the server says; ``stop_at``
+        returns, with status ``sent``, once that many bytes of the file are sent (a drop).
         """
         size = len(content) if declared_size is None else declared_size
-        reply = await self.register(slot, name, size, content_type)
+        reply = await self.register(
+            slot, name, size, content_type, client_modified=modified, resume=resume
+        )
         ref = reply["ref"]
         if reply["t"] == "upload_error":
             return UploadResult(ref, "error", reply["code"], reply["message"])
         chunk_size = chunk_size or self.uploads.get(slot, {}).get("chunk_size", 65536)
         window = reply["window"]
         result = UploadResult(ref, "uploading", sha256=hashlib.sha256(content).hexdigest())
-        sent = acked = 0
+        result.token, result.offset = reply.get("resume"), reply.get("offset", 0)
+        sent = acked = result.offset
         view = memoryview(content)
 
         def ended(m: dict[str, Any]) -> bool:
@@ -309,7 +332,11 @@ class LiveClient:
                 if end <= sent:
                     break
                 await self.transport.send_bytes(encode_chunk(ref, sent, view[sent:end], run=runs))
+                result.sent += end - sent
                 sent = end
+                if stop_at is not None and sent >= stop_at:
+                    result.status = "sent"
+                    return result
             message = await self.wait_for(ended)
             if message["t"] == "upload_ack":
                 acked = message["offset"]

@@ -11,6 +11,7 @@ urlpatterns = [
     path("uploads-reversed/", views.ReversedBasesView.as_view()),
     path("late-containers/", views.LateContainersView.as_view()),
     path("uploads-lifecycle/", views.LifecycleView.as_view()),
+    path("uploads-races/", views.RacesView.as_view()),
     path("uploads-s3/", views.S3UploadsView.as_view()),
     path("upload-ui/", views.UploadUIView.as_view()),
     path("big-upload/", views.BigUploadView.as_view()),

@@ -442,3 +442,61 @@ class S3UploadsView(UploadsView):
                 f"{meta['key']} {meta['name']} {size} {meta['etag']} {meta['checksum_sha256']} "
                 f"{entry.sha256} {type(entry.writer).__name__} {local}"
             )
+
+
+# -- lifecycle races (tests/integration/test_lifecycle_races.py) ----------------------------
+
+
+def _state_file(folder: str, client_name: str):
+    from django.conf import settings
+
+    return settings.STATE_DIR / folder / client_name
+
+
+class GatedWriter(TempFileWriter):
+    """A slow storage: each write waits until the test writes the file's gate, ``go`` or
+    ``fail`` (then it raises); each close notes its reason and thread for the test."""
+
+    def __init__(self, entry) -> None:
+        super().__init__()
+        self.gate = _state_file("gates", entry.client_name)
+        self.closes = _state_file("closes", entry.client_name)
+
+    def write(self, data: memoryview) -> None:
+        deadline = time.monotonic() + 30  # never holds a thread past the test
+        while not self.gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self.gate.exists() and self.gate.read_text() == "fail":
+            raise OSError(errno.EIO, "the storage went away")
+        super().write(data)
+
+    def close(self, reason) -> None:
+        self.closes.parent.mkdir(exist_ok=True)
+        with open(self.closes, "a") as notes:
+            notes.write(f"{reason} {threading.current_thread().name}\n")
+        super().close(reason)
+
+
+def no_credentials(entry):
+    """A writer factory that cannot make a writer (its storage is not configured)."""
+    raise RuntimeError("no credentials for the bucket")
+
+
+class UnopenableWriter(TempFileWriter):
+    def open(self) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+
+class RacesView(UploadsView):
+    """Slots whose writers are slow, cannot be made or cannot open; a handler that takes long."""
+
+    def mount(self, request, **kwargs):
+        super().mount(request, **kwargs)
+        self.allow_upload("gated", max_entries=8, chunk_size=16 * 1024, writer=GatedWriter)
+        self.allow_upload("no_factory", writer=no_credentials)
+        self.allow_upload("no_open", writer=UnopenableWriter)
+
+    @event_handler
+    def nap(self, seconds: float = 1.0, **kwargs):
+        time.sleep(seconds)
+        self.saved.append(f"napped {seconds}")

@@ -12,39 +12,20 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from websockets.exceptions import ConnectionClosed
 
 from djust.testing import LiveClient, WebSocketTransport, token_from_html
 from djust.transport.protocol import CLOSE_RATE_LIMITED, encode_chunk
 
-from ..conftest import Server, make_server
+from ..conftest import Server
 from .conftest import Live, fetch, wait_until
 from .test_auth_sessions import Browser, create_users
 
 SMALL_WINDOW = {"TEST_UPLOAD_WINDOW": "65536", "TEST_MAX_FRAME_SIZE": str(65536 + 13)}
-
-
-@pytest.fixture
-def servers() -> Iterator[Any]:
-    """``servers(**env)`` starts a server with those limits, stopped when the test ends."""
-    started: list[Server] = []
-
-    def start(**env: str) -> Server:
-        server = make_server(**env).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-        shutil.rmtree(server.state_dir, ignore_errors=True)
 
 
 async def registered(client: LiveClient, size: int, slot: str = "any", name: str = "a.bin") -> str:

@@ -104,3 +104,17 @@ def test_a_missing_upload_dir_passes_and_is_not_created_by_the_check(tmp_path) -
 )
 def test_upload_count_limits_may_be_turned_off_with_none(key) -> None:
     assert ids(**{key: None}) == []
+
+
+@pytest.mark.parametrize("value", [None, 0, 0.0])
+def test_a_stall_timeout_of_none_or_0_is_reported_as_off(value) -> None:
+    assert ids(UPLOAD_STALL_TIMEOUT=value) == ["djust.W003"]
+
+
+@pytest.mark.parametrize("value", ["30", True, [30]])
+def test_a_stall_timeout_that_is_not_a_number_is_an_error(value) -> None:
+    assert ids(UPLOAD_STALL_TIMEOUT=value) == ["djust.E012"]
+
+
+def test_a_fractional_stall_timeout_passes() -> None:
+    assert ids(UPLOAD_STALL_TIMEOUT=2.5) == []

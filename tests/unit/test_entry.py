@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.files.storage import FileSystemStorage
 
+from djust.errors import StalledUpload, WriteFailed
 from djust.uploads.entry import InvalidTransition, State, UploadEntry
+from djust.uploads.manager import UploadManager
 from djust.uploads.writers import TempFileWriter
 
 # The state machine, written out: every pair not listed is forbidden.
@@ -257,3 +259,44 @@ def test_discard_twice_is_harmless(tmp_path: Path) -> None:
     entry.discard()
     entry.discard()
     assert list(tmp_path.iterdir()) == []
+
+
+# -- endings that race -----------------------------------------------------------------------
+
+
+def managed(tmp_path: Path, state: State) -> tuple[UploadManager, UploadEntry, list[UploadEntry]]:
+    """An entry in ``state`` in slot ``docs`` of a manager that notes every entry leaving."""
+    manager = UploadManager()
+    manager.allow("docs", max_entries=3)
+    entry = entry_in(tmp_path, state)
+    manager.add(entry)
+    removed: list[UploadEntry] = []
+    manager.on_remove = removed.append
+    return manager, entry, removed
+
+
+def test_failing_an_entry_that_just_completed_keeps_it_complete(tmp_path: Path) -> None:
+    # A stall or write failure judged before the entry completed arrives after it did.
+    manager, entry, removed = managed(tmp_path, State.COMPLETE)
+    assert manager.fail(entry, StalledUpload("no bytes for 30 s")) is False
+    assert (entry.state, entry.error, removed) == (State.COMPLETE, None, [])
+    assert manager.slot("docs").entries == [entry] and manager.slot("docs").errors == []
+    assert Path(entry.path).exists()
+
+
+def test_failing_an_entry_that_already_left_records_nothing(tmp_path: Path) -> None:
+    manager, entry, removed = managed(tmp_path, State.UPLOADING)
+    manager.fail(entry, WriteFailed("disk full"))
+    assert manager.fail(entry, StalledUpload("no bytes for 30 s")) is False
+    assert [error.code for error in manager.slot("docs").errors] == ["write_failed"]
+    assert (entry.error_code, removed) == ("write_failed", [entry])
+
+
+def test_a_removal_the_state_forbids_leaves_the_entry_whole(tmp_path: Path) -> None:
+    manager, entry, removed = managed(tmp_path, State.UPLOADING)
+    with pytest.raises(InvalidTransition):
+        manager.remove(entry, State.CONSUMED)
+    # Still listed, so that the connection's end removes its file and releases its quota.
+    assert manager.entries == {entry.ref: entry} and removed == []
+    manager.discard_all()
+    assert removed == [entry] and not Path(entry.path).exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -114,6 +115,9 @@ def test_a_failing_writer_is_reported_once_and_stops(tmp_path: Path) -> None:
         await reports.wait(lambda: reports.failed)
         await asyncio.sleep(0.1)
         spool.close("cancel")
+        async with asyncio.timeout(5):  # the file is removed on the lane, after the close
+            while list(tmp_path.iterdir()):
+                await asyncio.sleep(0.01)
         return reports
 
     reports = asyncio.run(body())
@@ -255,3 +259,114 @@ def test_an_empty_file_is_opened_on_the_lane_and_kept_by_finish(tmp_path: Path) 
     asyncio.run(body())
     assert writer.opened_on is not None and writer.opened_on.startswith("djust-upload-writer")
     assert writer.path is not None and Path(writer.path).read_bytes() == b""
+
+
+# -- what never runs on the event loop -------------------------------------------------------
+
+# Files whose removal is watched, and the threads that removed them (an audit hook sees every
+# os.unlink of the process: one cannot be removed, so it only looks at these paths).
+_watched: dict[str, list[str]] = {}
+_hooked = False
+
+
+def _note_unlink(event: str, args: tuple) -> None:
+    if event == "os.remove" and isinstance(args[0], str) and args[0] in _watched:
+        _watched[args[0]].append(threading.current_thread().name)
+
+
+def watch_unlink(path: str) -> list[str]:
+    """The names of the threads that will unlink ``path``."""
+    global _hooked
+    if not _hooked:
+        sys.addaudithook(_note_unlink)
+        _hooked = True
+    return _watched.setdefault(path, [])
+
+
+def test_a_finished_file_is_unlinked_off_the_event_loop(tmp_path: Path) -> None:
+    # Its descriptor is closed: the unlink frees every block of a file that may be gigabytes.
+    async def body() -> list[str]:
+        reports = Reports()
+        spool = reports.spool(TempFileWriter(tmp_path))
+        spool.write(b"x" * 100_000)
+        spool.finish()
+        await reports.wait(lambda: reports.closed)
+        unlinked_by = watch_unlink(spool.path)
+        spool.close("cancel")  # the browser cancelled it, or its connection closed
+        async with asyncio.timeout(5):
+            while not unlinked_by:
+                await asyncio.sleep(0.01)
+        return unlinked_by
+
+    unlinked_by = asyncio.run(body())
+    assert unlinked_by and all(name.startswith("djust-upload-writer") for name in unlinked_by)
+    assert list(tmp_path.iterdir()) == []
+
+
+class Stuck(TempFileWriter):
+    """A write that waits for ``release`` (a slow disk or storage), then fails if told to."""
+
+    def __init__(self, directory: Path, release: threading.Event, fail: bool = False) -> None:
+        super().__init__(directory)
+        self.release, self.fail = release, fail
+        self.writing = threading.Event()
+        self.reasons: list[str] = []
+
+    def write(self, data) -> None:
+        self.writing.set()
+        self.release.wait(10)
+        if self.fail:
+            raise OSError(5, "Input/output error")
+        super().write(data)
+
+    def close(self, reason) -> None:
+        self.reasons.append(reason)
+        super().close(reason)
+
+
+def test_a_file_being_written_is_unlinked_off_the_event_loop(tmp_path: Path) -> None:
+    release = threading.Event()
+    writer = Stuck(tmp_path, release)
+
+    async def body() -> list[str]:
+        spool = Reports().spool(writer, flush_every=1000)
+        spool.write(b"x" * 1000)
+        while not writer.writing.is_set():
+            await asyncio.sleep(0.01)
+        unlinked_by = watch_unlink(writer.path)
+        spool.close("cancel")
+        release.set()
+        async with asyncio.timeout(5):
+            while not unlinked_by:
+                await asyncio.sleep(0.01)
+        return unlinked_by
+
+    unlinked_by = asyncio.run(body())
+    assert all(name.startswith("djust-upload-writer") for name in unlinked_by)
+    assert writer.reasons == ["cancel"] and list(tmp_path.iterdir()) == []
+
+
+def test_a_write_that_fails_while_a_close_waits_still_closes_the_writer(tmp_path: Path) -> None:
+    # The close queued behind the write must survive the failure: it releases the descriptor
+    # (and a storage's remote object, which only close aborts).
+    release = threading.Event()
+    writer = Stuck(tmp_path, release, fail=True)
+
+    async def body() -> Reports:
+        reports = Reports()
+        spool = reports.spool(writer, flush_every=1000)
+        spool.write(b"x" * 1000)
+        while not writer.writing.is_set():
+            await asyncio.sleep(0.01)
+        spool.close("cancel")
+        release.set()
+        await reports.wait(lambda: reports.failed)
+        async with asyncio.timeout(5):
+            while not writer.reasons:
+                await asyncio.sleep(0.01)
+        return reports
+
+    reports = asyncio.run(body())
+    assert writer.reasons == ["cancel"] and writer._fd is None
+    assert list(tmp_path.iterdir()) == []
+    assert len(reports.failed) == 1

@@ -434,3 +434,26 @@ def test_a_cancelled_entry_s_writer_is_told_cancel(lifecycle) -> None:
     lifecycle.event("cancel_entry", ref=result.ref, slot="recorded")
     assert [c.split()[:2] for c in WRITER_CALLS[name][-1:]] == [["close", "cancel"]]
     assert not any(c.startswith("close done") for c in WRITER_CALLS[name])
+
+
+# -- an upload directory that cannot be made --------------------------------------------------
+
+
+@pytest.fixture
+def uncreatable(settings, tmp_path: Path) -> Path:
+    """``DJUST['UPLOAD_DIR']`` below a plain file: nobody, not even root, can create it."""
+    (tmp_path / "plain").write_bytes(b"")
+    path = tmp_path / "plain" / "uploads"
+    settings.DJUST = {**settings.DJUST, "UPLOAD_DIR": str(path)}
+    return path
+
+
+def test_an_upload_dir_that_cannot_be_created_refuses_with_write_failed(uncreatable) -> None:
+    with pytest.raises(WriteFailed) as caught:
+        TempFileWriter()
+    assert caught.value.code == "write_failed"
+    assert str(uncreatable) not in caught.value.message  # the path is for the server's log
+
+
+def test_the_orphan_sweep_skips_an_upload_dir_that_cannot_be_created(uncreatable) -> None:
+    assert sweep_orphans() == []

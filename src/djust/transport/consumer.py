@@ -106,8 +106,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return  # frames that were in flight when we closed: sending now would raise
         # Text frames, and binary frames that are not chunks of an upload in progress, each get
         # an answer: they cost the server far more than the bytes of a chunk do.
-        uploads = self.session.uploads
-        answered = bytes_data is None or uploads is None or not uploads.expects(bytes_data)
+        answered = bytes_data is None or not self.session.expects(bytes_data)
         over = self._over_rate(answered)
         if over is not None:
             # Dropping frames silently would corrupt uploads: say why, then hang up.

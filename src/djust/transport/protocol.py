@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from djust.errors import BadFrame, BadMessage, FrameTooLarge
+from djust.errors import BadFrame, BadMessage, DjustError, FrameTooLarge, UnknownSlot
 
 VERSION = 1
 
@@ -54,6 +54,22 @@ CLIENT_MESSAGES: dict[str, dict[str, tuple[type, ...]]] = {
         "code": _STR,
     },
 }
+# Fields a message may carry, checked when present (``null`` counts as absent).
+OPTIONAL_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "mount": {"deflate": (bool,)},  # the socket negotiated permessage-deflate
+    "upload_register": {
+        "client_modified": _INT,
+        "resume": _STR,
+        "fallback": (bool,),
+    },
+}
+
+# The answer to a message of a type that the mounted view takes no part in (None: no answer).
+NOT_TAKEN: dict[str, tuple[type[DjustError], str] | None] = {
+    "upload_register": (UnknownSlot, "this view has no upload slot {name!r}"),
+    "upload_refused": (UnknownSlot, "this view has no upload slot {name!r}"),
+    "upload_cancel": None,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +100,12 @@ def decode_text(text: str | bytes, *, max_size: int) -> dict[str, Any]:
         value = message.get(field)
         # bool is an int subclass in Python but never a valid id or size.
         if not isinstance(value, types) or isinstance(value, bool):
+            raise BadMessage(f"{kind}: field {field!r} must be {types[0].__name__}")
+    for field, types in OPTIONAL_FIELDS.get(kind, {}).items():
+        value = message.get(field)
+        if value is not None and (
+            not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+        ):
             raise BadMessage(f"{kind}: field {field!r} must be {types[0].__name__}")
     return message
 

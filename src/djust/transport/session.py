@@ -19,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import close_old_connections
 from django.http import Http404
 from django.http.response import HttpResponseBase
+from django.utils.module_loading import import_string
 
 from djust import auth, broadcasts, conf, params, strings, tokens
 from djust.decorators import is_event_handler
@@ -31,10 +32,10 @@ from djust.errors import (
     NotMounted,
     ProtocolError,
     UnknownEvent,
-    UnknownSlot,
 )
-from djust.transport import protocol, threads
+from djust.transport import protocol, servers, threads
 from djust.transport import request as page_request
+from djust.transport.extension import Extension
 from djust.views import DISPATCHED, LiveView
 
 logger = logging.getLogger("djust")
@@ -96,7 +97,8 @@ class LiveSession:
         self.view: LiveView | None = None
         self.request: Any = None
         self.page: page_request.PageRequest | None = None
-        self.uploads: Any = None
+        self.extensions: list[Extension] = []  # what the view added (djust_extensions)
+        self.frames: Extension | None = None  # the one that takes binary frames
         self._html: str | None = None
         self._call: Future[Any] | None = None  # the last blocking call, maybe still running
         self._max_text = conf.get("MAX_TEXT_SIZE")
@@ -149,6 +151,10 @@ class LiveSession:
         """What the page's middleware activated: language, time zone, URLconf, script prefix."""
         return self.page.activate() if self.page is not None else contextlib.nullcontext()
 
+    async def check_user(self) -> None:
+        """End the session if the page's login ended (for messages that act for the user)."""
+        await auth.check(self)
+
     async def call_user(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call a view method: coroutines on the event loop, plain functions on the thread."""
         if inspect.iscoroutinefunction(func):
@@ -167,22 +173,43 @@ class LiveSession:
         try:
             message = protocol.decode_text(text, max_size=self._max_text)
             message_id = message.get("id")
-            await getattr(self, f"_on_{message['t']}")(message)
+            await self._route(message)
         except DjustError as error:
             if message_id is None and len(text) <= self._max_text:
                 message_id = protocol.request_id(text)  # a refused request still gets its id
             await self.send_error(error, id=message_id)
 
+    async def _route(self, message: dict[str, Any]) -> None:
+        kind = message["t"]
+        own = getattr(self, f"_on_{kind}", None)
+        if own is not None:
+            await own(message)
+            return
+        self._mounted()
+        for extension in self.extensions:
+            method = extension.messages.get(kind)
+            if method is not None:
+                await getattr(extension, method)(message)
+                return
+        answer = protocol.NOT_TAKEN.get(kind)
+        if answer is not None:
+            error, text = answer
+            raise error(text.format(**message))
+
+    def expects(self, frame: bytes) -> bool:
+        """Whether a binary frame is one the view's extensions want (see the consumer)."""
+        return self.frames is not None and self.frames.expects(frame)
+
     async def receive_bytes(self, data: bytes) -> None:
         # Most frames are chunks of an upload in full flow: taken without a task switch, unless
         # a handler holds the lock (it may be reading the entries on the session's thread).
-        if not self.lock.locked() and self.uploads is not None:
+        if not self.lock.locked() and self.frames is not None:
             try:
                 chunk = protocol.decode_frame(data)
             except DjustError:
                 pass  # _receive_bytes reports it
             else:
-                if self.uploads.take_chunk(chunk):
+                if self.frames.take_frame(chunk):
                     return
         async with self.lock:
             await self._receive_bytes(data)
@@ -190,12 +217,12 @@ class LiveSession:
     async def _receive_bytes(self, data: bytes) -> None:
         try:
             chunk = protocol.decode_frame(data)
-            if self.uploads is None:
+            if self.frames is None:
                 raise NotMounted("binary frames need a mounted view with upload slots")
         except DjustError as error:
             await self.send_error(error)
             return
-        await self.uploads.receive_chunk(chunk)
+        await self.frames.receive_frame(chunk)
 
     async def _on_ping(self, message: dict[str, Any]) -> None:
         await self.send({"t": "pong", "id": message["id"]})
@@ -245,7 +272,7 @@ class LiveSession:
             raise
         except Exception as exc:
             logger.exception("mounting %s failed", token.view)
-            raise MountError(self._describe(exc, f"mounting {cls.__qualname__} failed")) from exc
+            raise MountError(self.describe(exc, f"mounting {cls.__qualname__} failed")) from exc
         self.view, self.request, self._html = view, request, html
         try:
             await self._update_subscriptions()
@@ -253,16 +280,16 @@ class LiveSession:
             self.view = None
             raise MountError(error.message) from error
         self.auth_watch = await auth.watch(self)
-        from djust.uploads.mixin import UploadMixin
-
-        if isinstance(view, UploadMixin):
-            from djust.uploads.channel import UploadChannel
-
-            self.uploads = UploadChannel(self, view)
+        for path in getattr(view, "djust_extensions", ()):
+            extension = import_string(path)(self, view)
+            self.extensions.append(extension)
+            if extension.frames:
+                self.frames = extension
         texts = await self.run_sync(strings.client_strings)  # in the page's language
         mounted = {"t": "mounted", "v": protocol.VERSION, "html": html, "strings": texts}
+        mounted.update(servers.mount_notices(message.get("deflate") is True))
         await self.send({**mounted, **self._extras()})
-        await self._answer(view)
+        await self.answer(view)
 
     async def _on_event(self, message: dict[str, Any]) -> None:
         view = self._mounted()
@@ -280,11 +307,10 @@ class LiveSession:
         except Exception as exc:
             logger.exception("event %s of %s raised", message["name"], type(view).__qualname__)
             await self.rerender()
-            raise HandlerError(self._describe(exc, f"{message['name']} failed")) from exc
+            raise HandlerError(self.describe(exc, f"{message['name']} failed")) from exc
         finally:
-            if self.uploads is not None:
-                # An exception in flight: the handler failed, its consume loops keep their entry.
-                await self.uploads.after_event(failed=sys.exc_info()[0] is not None)
+            # An exception in flight: the handler failed (its consume loops keep their entry).
+            await self.after_event(failed=sys.exc_info()[0] is not None)
             await self._update_subscriptions()
         html = await self._render(view)
         reply: dict[str, Any] = {"t": "reply", "id": message["id"]}
@@ -292,26 +318,12 @@ class LiveSession:
             self._html = reply["html"] = html
             reply.update(self._extras())
         await self.send(reply)
-        await self._answer(view)
+        await self.answer(view)
 
-    async def _on_upload_register(self, message: dict[str, Any]) -> None:
-        self._mounted()
-        await auth.check(self)
-        if self.uploads is None:
-            raise UnknownSlot(f"this view has no upload slot {message['name']!r}")
-        await self.uploads.register(message)
-
-    async def _on_upload_refused(self, message: dict[str, Any]) -> None:
-        self._mounted()
-        await auth.check(self)
-        if self.uploads is None:
-            raise UnknownSlot(f"this view has no upload slot {message['name']!r}")
-        await self.uploads.refused(message)
-
-    async def _on_upload_cancel(self, message: dict[str, Any]) -> None:
-        self._mounted()
-        if self.uploads is not None:
-            await self.uploads.cancel_from_client(message["ref"])
+    async def after_event(self, failed: bool = False) -> None:
+        """A handler, hook or broadcast ran: the extensions settle what it left behind."""
+        for extension in self.extensions:
+            await extension.after_event(failed=failed)
 
     # -- broadcasts ------------------------------------------------------------------
 
@@ -328,7 +340,7 @@ class LiveSession:
             raise HandlerError(str(exc)) from exc
         except Exception as exc:
             logger.exception("joining broadcast groups %s failed", sorted(wanted))
-            raise HandlerError(self._describe(exc, "cannot join the broadcast groups")) from exc
+            raise HandlerError(self.describe(exc, "cannot join the broadcast groups")) from exc
 
     async def _on_broadcast(self, message: dict[str, Any]) -> None:
         async with self.lock:
@@ -344,17 +356,16 @@ class LiveSession:
             except Exception as exc:
                 failed = True
                 logger.exception("broadcast %s to %s raised", event, type(view).__qualname__)
-                error = HandlerError(self._describe(exc, f"broadcast {event} failed"))
+                error = HandlerError(self.describe(exc, f"broadcast {event} failed"))
                 await self.send_error(error)
             finally:
-                if self.uploads is not None:
-                    await self.uploads.after_event(failed=failed)
+                await self.after_event(failed=failed)
             try:
                 await self._update_subscriptions()
             except DjustError as error:
                 await self.send_error(error)
             await self.rerender()
-            await self._answer(view)
+            await self.answer(view)
 
     # -- rendering -------------------------------------------------------------------
 
@@ -366,7 +377,7 @@ class LiveSession:
             html = await self._render(self.view)
         except Exception as exc:
             logger.exception("re-rendering %s failed", type(self.view).__qualname__)
-            await self.send_error(HandlerError(self._describe(exc, "re-rendering failed")))
+            await self.send_error(HandlerError(self.describe(exc, "re-rendering failed")))
             return
         if html != self._html:
             self._html = html
@@ -375,7 +386,7 @@ class LiveSession:
     async def _render(self, view: LiveView) -> str:
         return await self.run_sync(_render, view, self.page.request)
 
-    async def _answer(self, view: LiveView) -> None:
+    async def answer(self, view: LiveView) -> None:
         """Send what the last call asked for besides HTML: pushed events, then a redirect."""
         for name, payload in view.__dict__.pop("_djust_pushed", ()):
             await self.send({"t": "push_event", "name": name, "payload": payload})
@@ -391,9 +402,10 @@ class LiveSession:
         await self.send({"t": "redirect", "url": url})
 
     def _extras(self) -> dict[str, Any]:
-        if self.uploads is None:
-            return {}
-        return {"uploads": self.uploads.configs(), **self.uploads.limits()}
+        extras: dict[str, Any] = {}
+        for extension in self.extensions:
+            extras.update(extension.extras())
+        return extras
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -410,13 +422,13 @@ class LiveSession:
         return func.__get__(view)  # type: ignore[union-attr]
 
     @staticmethod
-    def _describe(exc: BaseException, summary: str) -> str:
+    def describe(exc: BaseException, summary: str) -> str:
         if settings.DEBUG:
             return f"{summary}: {exc!r}\n{''.join(traceback.format_exception(exc))}"
         return summary
 
     async def close(self) -> None:
-        """The socket is gone: drop uploads and their files (idempotent)."""
+        """The socket is gone: the extensions close with it (idempotent)."""
         if self.closed:
             return
         self.closed = True
@@ -424,5 +436,5 @@ class LiveSession:
             await self.auth_watch.close()
         if self.subscriptions is not None:
             await self.subscriptions.close()
-        if self.uploads is not None:
-            await self.uploads.close()
+        for extension in self.extensions:
+            await extension.close()

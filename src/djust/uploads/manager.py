@@ -91,23 +91,42 @@ class UploadManager:
 
     def remove(self, entry: UploadEntry, state: State, notify: str | None = None) -> None:
         """Take ``entry`` out of its slot in ``state`` and discard its bytes."""
-        if self.entries.pop(entry.ref, None) is None:
+        if self.entries.get(entry.ref) is not entry:
             return
+        if entry.state is not state:
+            # First: a state it cannot reach leaves it listed, its file and quota still held.
+            entry.move(state)
+        del self.entries[entry.ref]
         slot = self.slots.get(entry.upload_name)
         if slot is not None and entry in slot.entries:
             slot.entries.remove(entry)
-        if entry.state is not state:
-            entry.move(state)
         entry.discard()
         if self.on_remove is not None:
             self.on_remove(entry)
         if notify:
             self.outbox.append({"t": notify, "ref": entry.ref})
 
-    def fail(self, entry: UploadEntry, error: DjustError) -> None:
+    def detach(self, entry: UploadEntry) -> None:
+        """Take ``entry`` out of its slot, keeping its bytes (it goes on elsewhere)."""
+        if self.entries.get(entry.ref) is not entry:
+            return
+        del self.entries[entry.ref]
+        slot = self.slots.get(entry.upload_name)
+        if slot is not None and entry in slot.entries:
+            slot.entries.remove(entry)
+
+    def fail(self, entry: UploadEntry, error: DjustError) -> bool:
+        """Fail an entry still receiving bytes; whether it did.
+
+        A failure judged before the entry completed or left may arrive after (a stall or a
+        writer's failure waiting for the session): the entry stays as it is, nothing recorded.
+        """
+        if entry.done or self.entries.get(entry.ref) is not entry:
+            return False
         entry.error, entry.error_code = error.message, error.code
         self.record(entry.upload_name, entry.ref, entry.client_name, error)
         self.remove(entry, State.FAILED)
+        return True
 
     def record(self, name: str, ref: str | None, client_name: str, error: DjustError) -> None:
         slot = self.slots.get(name)

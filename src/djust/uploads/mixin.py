@@ -15,6 +15,9 @@ class UploadMixin:
     """Adds ``allow_upload``, ``consume_uploaded_entries``, ``uploaded_entries``,
     ``get_uploads``, ``cancel_upload`` and the ``handle_upload_complete`` hook."""
 
+    # The live session routes the upload messages and chunk frames to this extension.
+    djust_extensions: tuple[str, ...] = ("djust.uploads.channel.UploadChannel",)
+
     @property
     def _djust_uploads(self) -> UploadManager:
         manager = self.__dict__.get("_djust_upload_manager")

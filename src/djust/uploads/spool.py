@@ -20,6 +20,7 @@ import logging
 import mmap
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -90,15 +91,17 @@ class Spool:
         on_finished: Callable[[str], Any],
         on_failed: Callable[[BaseException], Any],
         flush_every: int = BLOCK,
+        written: int = 0,
+        digest: Any = None,
     ) -> None:
         self.inner = inner
-        self.written = 0
+        self.written = written  # an entry adopted from disk starts with the bytes it has
         self._on_written = on_written
         self._on_finished = on_finished
         self._on_failed = on_failed
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._hash = hashlib.sha256()
+        self._hash = digest if digest is not None else hashlib.sha256()
         self._ops: deque[tuple[int, Any]] = deque()
         self._ready = threading.Condition()
         self._lane: threading.Thread | None = None  # alive while it may take queued operations
@@ -145,9 +148,9 @@ class Spool:
         """Tell ``inner`` why the entry left, after any call in progress; once, never on the loop.
 
         Queued blocks are dropped. Off the event loop (a handler's thread) with the lane idle,
-        ``inner.close`` runs at once on the calling thread. Otherwise it runs on the lane; when
-        the bytes are discarded, ``path`` leaves the directory at once all the same: the lane's
-        descriptor keeps the inode until it closes it, so a write in progress lands nowhere.
+        ``inner.close`` runs at once on the calling thread. Otherwise it runs on the lane. When
+        the bytes are discarded, ``path`` is removed after it, on the same thread: removing a
+        file of gigabytes frees every block of it, which the event loop must not wait for.
         """
         self._drop_block()
         with self._ready:
@@ -162,9 +165,20 @@ class Spool:
             self._ready.notify()
         if here:
             self._close_inner(reason)
-        elif reason != "done" and self.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+
+    def release(self, timeout: float) -> bool:
+        """Off the event loop: let the lane write what it was given, then stop, telling the
+        writer nothing (the entry outlives this process); whether it finished in time."""
+        deadline = time.monotonic() + timeout
+        with self._ready:
+            self._stopped = True  # no more bytes: they would come after the ones adopted
+            while (self._ops or self._running) and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._ready.wait(left)
+            self._closed = True
+        return True
 
     def _open(self) -> None:
         if not self._opened:
@@ -233,6 +247,7 @@ class Spool:
             finally:
                 with self._ready:
                     self._running = False
+                    self._ready.notify_all()  # release() may be waiting for the queue to drain
 
     def _close_inner(self, reason: Reason) -> None:
         # The entry is gone: a writer that fails to clean up can only be logged.
@@ -240,6 +255,14 @@ class Spool:
             self.inner.close(reason)
         except Exception:
             logger.exception("closing the upload writer %r (%s) failed", self.inner, reason)
+        if reason != "done" and self.path is not None:
+            # Whatever the writer did, discarded bytes leave no file behind.
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                logger.exception("removing the upload file %s failed", self.path)
 
     def _write_block(self, block: mmap.mmap, size: int) -> None:
         # The block is hashed on another thread while this one writes it.

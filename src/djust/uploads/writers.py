@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from djust import conf
-from djust.errors import DjustError, UnsafeUploadDir, WriteFailed
+from djust.errors import DjustError, UnsafeUploadDir, UploadDirUnavailable, WriteFailed
 
 if TYPE_CHECKING:
     from djust.uploads.entry import UploadEntry
@@ -107,15 +107,26 @@ def takes_entry(factory: Callable[..., Any]) -> bool:
 def upload_dir() -> Path:
     """The directory for in-progress uploads, created with mode 0700; refused if not private."""
     path = configured_upload_dir()
-    with contextlib.suppress(FileExistsError):
+    try:
         path.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        # A typed refusal, not an exception that would end the connection.
+        problem = f"{path} cannot be created: {exc.strerror}"
+        _report(problem, "Create it, or set DJUST['UPLOAD_DIR'] to a directory djust can create.")
+        raise UploadDirUnavailable(problem) from exc
     problem = upload_dir_problem(path)
     if problem:
-        if problem not in _reported:
-            _reported.add(problem)
-            logger.error("djust: uploads are refused: %s. %s", problem, UPLOAD_DIR_HINT)
+        _report(problem, UPLOAD_DIR_HINT)
         raise UnsafeUploadDir(problem)
     return path
+
+
+def _report(problem: str, hint: str) -> None:
+    if problem not in _reported:
+        _reported.add(problem)
+        logger.error("djust: uploads are refused: %s. %s", problem, hint)
 
 
 def configured_upload_dir() -> Path:
@@ -248,7 +259,9 @@ def sweep_orphans(directory: Path | None = None) -> list[str]:
         try:
             directory = upload_dir()
         except UnsafeUploadDir:
-            return []  # touch nothing in a directory another user controls (djust.E009 says so)
+            # Touch nothing in a directory another user controls (djust.E009 says so); one that
+            # cannot be created holds nothing.
+            return []
     removed = []
     for path in directory.iterdir():
         match = _ORPHAN.fullmatch(path.name)

@@ -19,6 +19,12 @@
   const RELOAD_CODES = new Set(["expired_token", "access_denied", "session_ended", "mount_failed"]);
   const RELOAD_INTERVAL = 30000;
   const RELOAD_KEY = "djust:reloaded:" + location.pathname;
+  // Liveness while an upload waits for its ack (docs/uploads.md, "Liveness"): a link that died
+  // without a close (a laptop that slept, a new network, a proxy that stalls) shows only as
+  // silence. A ping after PING_AFTER of it; after ACK_TIMEOUT the socket is given up and the
+  // client reconnects and resumes. window.djustConfig = {ackTimeout: ms} shortens both (tests).
+  const ACK_TIMEOUT = 15000;
+  const PING_AFTER = 5000;
 
   // A page that is already leaving (the form that logs out, a link) is not reloaded over it.
   // Only for a moment: a "navigation" that was a download leaves the page where it is.
@@ -57,6 +63,12 @@
       this.mounted = false;
       this.everMounted = false;
       this.stopped = false;
+      const config = window.djustConfig || {};
+      this.ackTimeout = Number(config.ackTimeout) > 0 ? Number(config.ackTimeout) : ACK_TIMEOUT;
+      this.pingAfter = Math.min(PING_AFTER, this.ackTimeout / 3);
+      this.heard = 0; // when the server last said anything
+      this.pinged = 0;
+      this.watching = null;
       this.uploads = new Uploads(this);
       this.connect();
     }
@@ -65,8 +77,16 @@
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
       const ws = new WebSocket(scheme + location.host + WS_PATH);
       ws.binaryType = "arraybuffer";
-      ws.onopen = () => ws.send(JSON.stringify({ t: "mount", token: this.token }));
-      ws.onmessage = (e) => this.receive(JSON.parse(e.data));
+      ws.onopen = () => {
+        const mount = { t: "mount", token: this.token };
+        // permessage-deflate compresses every file byte: the server logs how to turn it off.
+        if (/permessage-deflate/.test(ws.extensions)) mount.deflate = true;
+        ws.send(JSON.stringify(mount));
+      };
+      ws.onmessage = (e) => {
+        this.heard = Date.now();
+        this.receive(JSON.parse(e.data));
+      };
       ws.onclose = () => this.closed(ws);
       this.ws = ws;
     }
@@ -75,6 +95,8 @@
       if (ws !== this.ws) return;
       const was = this.mounted;
       this.mounted = false;
+      clearTimeout(this.watching);
+      this.watching = null;
       this.uploads.disconnected(this.stopped);
       markConnected(this.root, false);
       this.replies.forEach((resolve) => resolve(null));
@@ -96,6 +118,44 @@
 
     sendBinary(data) {
       this.ws.send(data);
+      this.watch();
+    }
+
+    // While an upload waits for an ack, the server's silence is timed: a ping once it lasts
+    // pingAfter, and past ackTimeout the socket is given up. Any message resets the clock. The
+    // timer only watches: uploads are paced by acks and promises, never by timers (which
+    // browsers slow down in background tabs).
+    watch() {
+      if (this.watching) return;
+      const started = Date.now(); // a server quiet before the upload waited is not silent
+      const check = () => {
+        this.watching = null;
+        if (!this.mounted || !this.uploads.waiting()) return;
+        const last = Math.max(this.heard, started);
+        const silent = Date.now() - last;
+        if (silent >= this.ackTimeout) {
+          console.warn("djust: no answer from the server for " + silent + " ms; reconnecting");
+          this.abandon();
+          return;
+        }
+        if (silent >= this.pingAfter && this.pinged < last) {
+          this.pinged = Date.now();
+          this.send({ t: "ping", id: this.nextId++ });
+        }
+        const next = silent < this.pingAfter ? this.pingAfter - silent : this.ackTimeout - silent;
+        this.watching = setTimeout(check, next);
+      };
+      this.watching = setTimeout(check, this.pingAfter);
+    }
+
+    // A socket that went silent is closed and treated as closed at once: its close event could
+    // take a minute (the closing handshake waits for a peer that no longer answers).
+    abandon() {
+      const ws = this.ws;
+      ws.onmessage = null;
+      ws.onclose = null;
+      ws.close();
+      this.closed(ws);
     }
 
     pushEvent(name, params) {
@@ -126,6 +186,9 @@
             this.uploads.maxStreaming = Math.min(MAX_STREAMING, m.max_concurrent_uploads);
           }
           if (m.max_frame_size) this.uploads.maxFrame = m.max_frame_size;
+          // Under DEBUG, what slows this socket down and how to fix it (once per page).
+          if (m.warning && m.warning !== this.warning) console.warn("djust: " + m.warning);
+          this.warning = m.warning;
           morph(this.root, m.html);
           this.uploads.bind();
           this.uploads.connected();
@@ -564,6 +627,31 @@
     return bytes;
   }
 
+  // Files the server keeps for a while after the page lost them (a reload, a closed tab): picked
+  // again on the same page and slot, they continue where the server's bytes end. One list per
+  // origin of {path, slot, name, size, modified, token, expires}; each expires with the
+  // server's grace period (docs/uploads.md, "Resume").
+  const RESUME_KEY = "djust-resume";
+
+  function resumable() {
+    try {
+      const list = JSON.parse(localStorage.getItem(RESUME_KEY) || "[]");
+      const now = Date.now();
+      return Array.isArray(list) ? list.filter((r) => r && r.token && r.expires > now) : [];
+    } catch (e) {
+      return []; // no storage (a policy, a private window): picking again starts over
+    }
+  }
+
+  function keepResumable(list) {
+    try {
+      if (list.length) localStorage.setItem(RESUME_KEY, JSON.stringify(list));
+      else localStorage.removeItem(RESUME_KEY);
+    } catch (e) {
+      // Full or refused: uploads still resume over reconnects, only not after a reload.
+    }
+  }
+
   function accepts(accept, file) {
     if (!accept) return true;
     const name = file.name.toLowerCase();
@@ -614,6 +702,8 @@
     too_many_files: "Too many files (at most {max})",
     // A picked file that can no longer be read; the engine's own error goes to the console.
     read_failed: "the file changed or was removed after it was picked; choose it again",
+    // A paused file whose bytes on disk are no longer those the server holds the start of.
+    file_changed: "the file changed while its upload was paused; choose it again",
   };
 
   function translate(strings, key, vars) {
@@ -903,6 +993,56 @@
       });
     }
 
+    // An upload fails for good: its item shows why until the person dismisses it.
+    failed(entry, code, message) {
+      this.forget(entry);
+      entry.status = "error";
+      entry.error = message;
+      this.report(entry, true);
+      announce(this.t("refused", { name: entry.name, message: message }));
+      this.fail(entry, code, message);
+      this.settled();
+      this.schedule();
+    }
+
+    // The record that lets this file resume after a reload, kept while the server keeps it.
+    remember(entry) {
+      if (!entry.resume || !(entry.ttl > 0)) return;
+      const list = resumable().filter((r) => r.token !== entry.resume);
+      list.push({
+        path: location.pathname,
+        slot: entry.uploadName,
+        name: entry.name,
+        size: entry.size,
+        modified: entry.lastModified,
+        token: entry.resume,
+        expires: Date.now() + entry.ttl * 1000,
+      });
+      keepResumable(list);
+    }
+
+    forget(entry) {
+      if (!entry.resume) return;
+      keepResumable(resumable().filter((r) => r.token !== entry.resume));
+      entry.resume = null;
+    }
+
+    // The token of a file the server may still hold, for the same file picked again on this
+    // page and slot; never one an entry of the page is using.
+    stored(name, file) {
+      const used = new Set(Array.from(this.entries.values(), (e) => e.resume));
+      const record = resumable().find(
+        (r) =>
+          r.path === location.pathname &&
+          r.slot === name &&
+          r.name === file.name &&
+          r.size === file.size &&
+          r.modified === file.lastModified &&
+          !used.has(r.token),
+      );
+      return record ? record.token : null;
+    }
+
     // A file the slot's limits refuse here: the server lists it in uploads.<name>.errors too.
     refuse(probe, file, code, message) {
       // Shown at once as a failed item (never an image) until dismissed. It never reaches the
@@ -984,6 +1124,10 @@
           progress: 0,
           reported: -1,
           reportedAt: 0,
+          // The same file picked again while the server keeps its bytes: it asks to continue
+          // them, or to start afresh if they are gone (fallback).
+          resume: this.stored(name, file),
+          fallback: true,
         };
         this.entries.set(entry.ref, entry);
         this.preview(entry);
@@ -1016,30 +1160,58 @@
         entry.status = "registering";
         this.report(entry, true);
         streaming += 1;
-        this.live.send({
-          t: "upload_register",
-          id: this.live.nextId++,
-          name: entry.uploadName,
-          ref: entry.ref,
-          client_name: entry.name,
-          client_type: entry.file.type || "",
-          client_size: entry.size,
-          client_path: relativePath(entry.file) || undefined, // folder uploads only
-        });
+        this.register(entry);
       }
+    }
+
+    // upload_register; with the entry's resume token, the server attaches the entry it keeps.
+    register(entry) {
+      this.live.send({
+        t: "upload_register",
+        id: this.live.nextId++,
+        name: entry.uploadName,
+        ref: entry.ref,
+        client_name: entry.name,
+        client_type: entry.file.type || "",
+        client_size: entry.size,
+        client_modified: entry.lastModified,
+        client_path: relativePath(entry.file) || undefined, // folder uploads only
+        resume: entry.resume || undefined,
+        fallback: entry.resume && entry.fallback ? true : undefined,
+      });
     }
 
     receive(m) {
       const entry = this.entries.get(m.ref);
       if (!entry) return;
       switch (m.t) {
-        case "upload_registered":
-          entry.status = "uploading";
+        case "upload_registered": {
+          // A new entry starts at 0; one the server kept continues from the server's offset.
+          const offset = Math.max(0, Math.min(entry.size, Number(m.offset) || 0));
           entry.window = m.window;
+          entry.fallback = false; // attached: from now on a resume must find this very entry
+          if (m.resume !== entry.resume) this.forget(entry);
+          entry.resume = m.resume || null; // absent when the server's resume is off
+          entry.ttl = Number(m.ttl) || 0;
+          this.remember(entry);
+          if (m.checked) {
+            entry.checked = true; // its first bytes passed the content checks before
+            this.showImage(entry);
+          }
+          // A complete file attached again: its upload_complete follows.
+          if (entry.status === "complete" && offset === entry.size) break;
+          entry.status = "uploading";
+          entry.sent = entry.acked = offset;
+          entry.ahead = null;
+          entry.progress = entry.size ? Math.floor((offset * 100) / entry.size) : 0;
           this.report(entry, true);
           this.pump(entry);
           break;
+        }
         case "upload_ack":
+          // Acks apply in order: a late one (below what is acknowledged) changes nothing, and
+          // a file that is not uploading takes none, so progress never moves backwards.
+          if (entry.status !== "uploading" || !(m.offset >= entry.acked)) break;
           entry.acked = m.offset;
           if (m.rate) entry.rate = m.rate; // the server's measure: the same for every client
           if (m.window) {
@@ -1050,28 +1222,27 @@
           this.setProgress(entry, entry.size ? Math.floor((m.offset * 100) / entry.size) : 100);
           this.pump(entry);
           break;
-        case "upload_complete":
+        case "upload_complete": {
+          const again = entry.status === "complete"; // attached again after a reconnect
           entry.status = "complete";
-          entry.acked = entry.size;
+          entry.sent = entry.acked = entry.size;
           entry.checked = true;
           this.setProgress(entry, 100);
           this.report(entry, true);
           this.showImage(entry);
-          announce(this.t("uploaded", { name: entry.name }));
+          if (!again) announce(this.t("uploaded", { name: entry.name }));
           this.settled();
           this.schedule();
           break;
+        }
         case "upload_error":
-          entry.status = "error";
-          entry.error = m.message;
-          this.report(entry, true);
-          announce(this.t("refused", { name: entry.name, message: m.message }));
-          this.fail(entry, m.code, m.message);
-          this.settled();
-          this.schedule();
+          // Refusals of a resume too (resume_expired, resume_denied, file_changed,
+          // unknown_slot, resume_unavailable): the server holds nothing of this file any more.
+          this.failed(entry, m.code, m.message);
           break;
         case "upload_cancelled":
         case "upload_consumed":
+          this.forget(entry);
           // The answer to the cancel sent for a file that failed here: its item stays, with
           // the reason, until the person dismisses it.
           if (entry.status !== "error") this.remove(entry);
@@ -1110,13 +1281,7 @@
         if (entry.status === "uploading" && entry.attempt === attempt) {
           this.live.send({ t: "upload_cancel", ref: entry.ref });
           console.warn("djust: " + entry.name + " could not be read:", error);
-          entry.status = "error";
-          entry.error = this.t("read_failed");
-          this.report(entry, true);
-          announce(this.t("refused", { name: entry.name, message: entry.error }));
-          this.fail(entry, "read_failed", entry.error);
-          this.settled();
-          this.schedule();
+          this.failed(entry, "read_failed", this.t("read_failed"));
         }
       } finally {
         entry.pumping = false;
@@ -1331,6 +1496,8 @@
     cancel(ref) {
       const entry = this.entries.get(ref);
       if (!entry) return;
+      // Never resumed after a reload; the server drops what it keeps when its time is up.
+      this.forget(entry);
       // A paused file belonged to the connection that closed: the new one never heard of it.
       if (!["pending", "queued", "paused", "error"].includes(entry.status)) {
         this.live.send({ t: "upload_cancel", ref: ref });
@@ -1374,6 +1541,14 @@
       return new Promise((resolve) => this.waiters.push({ busy: busy, resolve: resolve }));
     }
 
+    // Whether an upload waits on the server: bytes sent that it has not acknowledged yet.
+    waiting() {
+      for (const e of this.entries.values()) {
+        if (e.status === "uploading" && e.sent > e.acked) return true;
+      }
+      return false;
+    }
+
     settled() {
       this.waiters = this.waiters.filter((w) => {
         if (w.busy()) return true;
@@ -1397,12 +1572,16 @@
           entry.status = "paused";
           entry.rate = 0;
           this.report(entry, true);
+          this.remember(entry); // the server's grace period starts now
           paused += 1;
         } else if (entry.status === "queued" || entry.status === "paused") {
           this.renderProgress(entry);
           paused += 1;
+        } else if (entry.status === "complete" && entry.resume && !stopped) {
+          this.remember(entry); // kept by the server until it is attached again
         } else if (entry.status === "complete") {
-          // The server dropped the file with the connection; it is gone.
+          // Gone from the page; a server that keeps it lets the same file picked after a
+          // reload attach it again (its record stays).
           this.remove(entry);
         }
       });
@@ -1412,12 +1591,18 @@
       this.settled();
     }
 
-    // Mounted again: the server kept no byte of a paused file, so it starts again from the first.
-    // A slot that uploads on submit waits for the next submit (the one in flight was dropped).
+    // Mounted again. A file the server keeps (it gave a resume token) is attached again under
+    // its ref: a paused one continues from the server's offset, a complete one stays complete.
+    // Without a token the server kept no byte: a paused file starts again from the first (in a
+    // slot that uploads on submit, at the next submit: the one in flight was dropped).
     connected() {
       this.pausedAnnounced = false;
       this.entries.forEach((entry) => {
-        if (entry.status === "paused") {
+        if (entry.status === "complete" && entry.resume) {
+          this.register(entry);
+        } else if (entry.status === "paused" && entry.resume) {
+          this.resume(entry);
+        } else if (entry.status === "paused") {
           const config = this.configs[entry.uploadName];
           Object.assign(entry, { sent: 0, acked: 0, progress: 0, rate: 0, ahead: null });
           entry.attempt = (entry.attempt || 0) + 1;
@@ -1427,6 +1612,27 @@
           this.renderProgress(entry);
         }
       });
+    }
+
+    // A paused file continues only if it is still the file the server holds the start of: its
+    // size and time, then one byte read (Chromium refuses to read a file modified since it was
+    // picked, WebKit reads short).
+    resume(entry) {
+      const attempt = (entry.attempt = (entry.attempt || 0) + 1); // stops the old pump
+      entry.ahead = null;
+      readExactly(entry, 0, Math.min(1, entry.size)).then(
+        () => {
+          if (entry.attempt !== attempt || entry.status !== "paused" || !this.live.mounted) return;
+          entry.status = "queued"; // registers with its token when a stream is free
+          this.report(entry, true);
+          this.schedule();
+        },
+        (error) => {
+          if (entry.attempt !== attempt || entry.status !== "paused") return;
+          console.warn("djust: " + entry.name + " changed while its upload was paused:", error);
+          this.failed(entry, "file_changed", this.t("file_changed"));
+        },
+      );
     }
   }
 

@@ -1,0 +1,629 @@
+"""Uploads that outlive their connection: tokens, waiting entries, state files and handovers.
+
+When a connection drops, its unfinished and unconsumed entries wait, for
+``DJUST["UPLOAD_RESUME_TTL"]`` seconds, for the page to come back and claim them with the
+token it got at registration (docs/uploads.md, "Resume").
+
+- In the process that holds one, a waiting entry keeps its writer, its hash and its content
+  checks: the page continues where the server's bytes end, with no disk round trip.
+- With the default writer, an entry also lives on disk: its file and, beside it, a state file
+  that says whose it is. The process that owns the entry holds an ``flock`` on the state file.
+  Another process sharing ``UPLOAD_DIR`` (a restarted worker, another worker) adopts the entry
+  from disk: it asks the owner, over the channel layer, to hand it over (the owner writes what
+  it holds and lets go), or finds the lock free because the owner is gone, then continues from
+  the bytes in the file, whose hash it computes again.
+- Whatever waits longer than the grace period is removed, in memory and on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from djust import conf
+from djust.errors import (
+    DjustError,
+    FileChanged,
+    ResumeDenied,
+    ResumeExpired,
+    ResumeUnavailable,
+    UnknownSlot,
+)
+from djust.uploads.writers import TempFileWriter, upload_dir
+
+if TYPE_CHECKING:
+    from djust.uploads.channel import UploadChannel
+    from djust.uploads.entry import UploadEntry
+    from djust.uploads.flow import Transfer
+    from djust.uploads.quota import Hold
+
+logger = logging.getLogger("djust")
+
+PREFIX = "djust-r-"
+DATA = ".upload"
+STATE = ".state"
+_FILE = re.compile(rf"{re.escape(PREFIX)}([0-9a-f]{{32}})(\.upload|\.state)")
+_TOKEN = re.compile(r"([0-9a-f]{16})\.([0-9a-f]{32})")
+_DIR_ID = ".djust-id"
+# How long a process waits for another to hand an entry over before it gives up.
+HANDOVER_TIMEOUT = 5.0
+# How long, at exit, a process waits for its entries' writers to write what they hold.
+EXIT_TIMEOUT = 30.0
+HASH_BLOCK = 1 << 20
+
+
+def ttl() -> float:
+    """The grace period in seconds (0: uploads end with their connection)."""
+    return float(conf.get("UPLOAD_RESUME_TTL") or 0)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Whose an entry is and which file it holds: a resume must match it."""
+
+    user: str
+    session: str | None
+    view: str
+    slot: str
+    raw_name: str
+    size: int
+    modified: int | None
+    client_type: str
+    client_path: str | None
+
+    def refusal(self, claim: Binding) -> DjustError | None:
+        """Why ``claim`` may not resume this entry, or None."""
+        if claim.user != self.user or (self.session is not None and claim.session != self.session):
+            return ResumeDenied("this upload was started by another user or in another session")
+        if claim.view != self.view or claim.slot != self.slot:
+            return UnknownSlot(f"this page has no upload {self.slot!r} to resume")
+        if (claim.raw_name, claim.size) != (self.raw_name, self.size) or (
+            claim.modified != self.modified
+        ):
+            return FileChanged(f"{claim.raw_name[:200]} is not the file this upload started with")
+        return None
+
+
+class Link:
+    """An entry's tie to the connection it uploads over, or to none while it waits.
+
+    Its writer's reports (bytes written, finished, failed) come here on the event loop and go to
+    the connection, if any; a waiting entry finishes or fails by itself.
+    """
+
+    __slots__ = (
+        "binding",
+        "channel",
+        "entry",
+        "hold",
+        "hooked",
+        "id",
+        "parked_at",
+        "token",
+        "transfer",
+    )
+
+    def __init__(self, entry: UploadEntry, hold: Hold, binding: Binding | None) -> None:
+        self.entry = entry
+        self.hold = hold
+        self.binding = binding
+        self.channel: UploadChannel | None = None
+        self.transfer: Transfer | None = None  # kept while it waits (window, content checks)
+        self.parked_at: float | None = None
+        self.hooked = False  # handle_upload_complete ran for it
+        self.id: str | None = None
+        self.token: str | None = None
+
+    def written(self, total: int) -> None:
+        if self.channel is not None:
+            self.channel.on_written(self, total)
+
+    def finished(self, sha256: str) -> None:
+        if self.channel is not None:
+            self.channel.on_finished(self, sha256)
+        elif not self.entry.done:
+            from djust.uploads.channel import ledger
+
+            self.entry.finish(sha256)  # complete while it waits: the page finds it complete
+            ledger.finish(self.hold)
+
+    def failed(self, exc: BaseException) -> None:
+        if self.channel is not None:
+            self.channel.on_failed(self, exc)
+        else:
+            logger.warning("a waiting upload failed to be stored: %s", exc)
+            expire(self)
+
+
+# Entries of this process that can be resumed, by id.
+registry: dict[str, Link] = {}
+_sweeper: asyncio.Task[None] | None = None
+
+
+def enroll(link: Link, binding: Binding) -> None:
+    """Make ``link`` resumable: it gets an id and a token (when resume is on)."""
+    if not ttl():
+        return
+    link.binding = binding
+    link.id = secrets.token_hex(16)
+    link.token = f"{directory_id()}.{link.id}"
+    registry[link.id] = link
+
+
+def forget(link: Link) -> None:
+    """The entry left for good (consumed, cancelled, failed, expired)."""
+    if link.id is not None:
+        registry.pop(link.id, None)
+
+
+def park(link: Link) -> None:
+    """The entry's connection is gone: it waits for the page, at most the grace period."""
+    link.channel = None
+    link.parked_at = time.monotonic()
+    _start_sweeper()
+
+
+def expire(link: Link) -> None:
+    """Remove a waiting entry and its files."""
+    from djust.uploads.channel import ledger
+    from djust.uploads.entry import State
+
+    forget(link)
+    entry = link.entry
+    if entry.state in (State.REGISTERED, State.UPLOADING, State.COMPLETE):
+        entry.move(State.CANCELLED)
+    entry.discard()  # the writer closes on its lane, never on the loop; the file goes now
+    ledger.release(link.hold)
+
+
+def find(token: str, claim: Binding) -> Link | None:
+    """This process's entry for ``token``, if it holds it; a typed error if it may not be had."""
+    match = _TOKEN.fullmatch(token)
+    if match is None:
+        raise ResumeExpired("this upload cannot be resumed: its token is not one of this site's")
+    link = registry.get(match.group(2))
+    if link is None:
+        if match.group(1) != directory_id():
+            raise ResumeUnavailable(
+                "this upload was started on a server whose upload directory this one cannot see"
+            )
+        return None
+    assert link.binding is not None
+    refusal = link.binding.refusal(claim)
+    if refusal is not None:
+        raise refusal
+    return link
+
+
+# -- on disk ---------------------------------------------------------------------------
+
+
+_dir_ids: dict[str, str] = {}
+
+
+def directory_id() -> str:
+    """The upload directory's own id: the same for every process that shares the directory."""
+    directory = upload_dir()
+    key = str(directory)
+    known = _dir_ids.get(key)
+    if known is not None:
+        return known
+    path = directory / _DIR_ID
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(8))
+    for _ in range(50):  # another process may be writing it right now
+        text = path.read_text().strip()
+        if re.fullmatch(r"[0-9a-f]{16}", text):
+            _dir_ids[key] = text
+            return text
+        time.sleep(0.01)
+    raise ResumeUnavailable(f"{path} does not hold an upload directory id")
+
+
+def files(directory: Path, entry_id: str) -> tuple[Path, Path]:
+    """The entry's data file and, beside it, its state file."""
+    base = directory / f"{PREFIX}{entry_id}"
+    return base.with_suffix(DATA), base.with_suffix(STATE)
+
+
+def write_state(fd: int, binding: Binding, owner: str | None) -> None:
+    """Whose the entry is, and which process (its channel-layer mailbox) owns it now.
+
+    Written in place, through the descriptor that holds the lock (a new file would not be
+    locked); a reader that catches it half written reads it again.
+    """
+    data = json.dumps({"binding": asdict(binding), "owner": owner or ""}).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+
+
+def read_state(path: Path) -> tuple[Binding, str]:
+    """The entry's binding and owner; ``FileNotFoundError`` if it is gone."""
+    for _ in range(20):
+        text = path.read_text()
+        try:
+            state = json.loads(text)
+            return Binding(**state["binding"]), str(state["owner"])
+        except (ValueError, TypeError, KeyError):
+            time.sleep(0.01)  # being written
+    raise ResumeExpired("this upload is gone: its state cannot be read")
+
+
+class ResumableFileWriter(TempFileWriter):
+    """The default writer of a resumable entry: its file outlives the process that wrote it.
+
+    On ``open`` (the entry's lane) it writes the state file, locks it for as long as this
+    process owns the entry, and opens the data file at ``offset``. ``release`` lets go of the
+    entry without removing anything: another process adopts it.
+    """
+
+    def __init__(
+        self,
+        entry_id: str,
+        binding: Binding,
+        *,
+        owner: str | None,
+        direct: bool = False,
+        lock_fd: int | None = None,
+        offset: int = 0,
+    ) -> None:
+        super().__init__(direct=direct)
+        self.entry_id = entry_id
+        self.binding = binding
+        self.owner = owner
+        self.lock_fd = lock_fd
+        self.offset = offset
+        data, self.state_path = files(self.directory, entry_id)
+        self.path = str(data)
+
+    def open(self) -> None:
+        if self.lock_fd is None:
+            fd = os.open(self.state_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new: nobody else can hold it
+            self.lock_fd = fd
+        write_state(self.lock_fd, self.binding, self.owner)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.ftruncate(self._fd, self.offset)
+        os.lseek(self._fd, self.offset, os.SEEK_SET)
+        if self.direct:
+            from djust.uploads.writers import _set_direct
+
+            self.direct = _set_direct(self._fd, True) if self.offset % 4096 == 0 else False
+
+    def close(self, reason: Any) -> None:
+        super().close(reason)  # the data file goes whatever the reason: it was a temp file
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.state_path)
+        self._unlock()
+
+    def release(self) -> None:
+        """Let another process have the entry: close the files, keep them, unlock."""
+        self._release()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self.lock_fd is not None:
+            fd, self.lock_fd = self.lock_fd, None
+            os.close(fd)
+
+
+@dataclass
+class Adoption:
+    """An entry taken over from disk: its files, locked by this process, and its bytes."""
+
+    entry_id: str
+    token: str
+    binding: Binding
+    lock_fd: int
+    received: int
+    sha256: Any  # the hash of the bytes received
+    head: bytes  # the first bytes, for the content checks
+
+
+async def adopt(token: str, claim: Binding) -> Adoption:
+    """Take over an entry that another process (alive or not) left in the shared directory."""
+    match = _TOKEN.fullmatch(token)
+    assert match is not None
+    entry_id = match.group(2)
+    directory = upload_dir()
+    data, state = files(directory, entry_id)
+    try:
+        binding, owner = await asyncio.to_thread(read_state, state)
+    except FileNotFoundError:
+        raise ResumeExpired("this upload is gone: it waited too long, or it ended") from None
+    refusal = binding.refusal(claim)
+    if refusal is not None:
+        raise refusal
+    lock_fd = await _take_lock(state, owner, entry_id)
+    try:
+        if _expired_on_disk(data, state):
+            remove_files(directory, entry_id)
+            raise ResumeExpired("this upload waited longer than its grace period; start it again")
+        received, sha256, head = await asyncio.to_thread(_read_back, data, binding.size)
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    return Adoption(entry_id, token, binding, lock_fd, received, sha256, head)
+
+
+async def _take_lock(state: Path, owner: str, entry_id: str) -> int:
+    """Lock the entry's state file, asking its owner to let go of it first if it still lives."""
+    try:
+        fd = os.open(state, os.O_RDWR)
+    except FileNotFoundError:
+        raise ResumeExpired("this upload is gone: it waited too long, or it ended") from None
+    deadline = time.monotonic() + HANDOVER_TIMEOUT
+    asked = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise
+        else:
+            if os.path.exists(state):
+                return fd
+            os.close(fd)  # removed while we waited: it ended
+            raise ResumeExpired("this upload is gone: it ended on the other server")
+        if not asked:
+            asked = True
+            await ask_release(owner, entry_id)
+        if time.monotonic() > deadline:
+            os.close(fd)
+            raise ResumeUnavailable(
+                "the server that holds this upload did not hand it over; try again later"
+            )
+        await asyncio.sleep(0.05)
+
+
+def _expired_on_disk(data: Path, state: Path) -> bool:
+    newest = 0.0
+    for path in (data, state):
+        with contextlib.suppress(FileNotFoundError):
+            newest = max(newest, path.stat().st_mtime)
+    return time.time() - newest > ttl()
+
+
+def _read_back(data: Path, size: int) -> tuple[int, Any, bytes]:
+    """The bytes in the entry's file: how many, their hash and the first of them."""
+    digest = hashlib.sha256()
+    head = b""
+    received = 0
+    try:
+        with open(data, "rb") as stored:
+            while received < size:
+                block = stored.read(min(HASH_BLOCK, size - received))
+                if not block:
+                    break
+                if not head:
+                    head = block[:65536]
+                digest.update(block)
+                received += len(block)
+    except FileNotFoundError:
+        pass
+    return received, digest, head
+
+
+def remove_files(directory: Path, entry_id: str) -> None:
+    for path in files(directory, entry_id):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def sweep(directory: Path | None = None) -> list[str]:
+    """Remove the files of entries nobody holds that waited longer than the grace period."""
+    if directory is None:
+        directory = upload_dir()
+    removed = []
+    ids = set()
+    for path in directory.iterdir():
+        match = _FILE.fullmatch(path.name)
+        if match:
+            ids.add(match.group(1))
+    for entry_id in ids - set(registry):
+        data, state = files(directory, entry_id)
+        try:
+            fd = os.open(state, os.O_RDONLY)
+        except FileNotFoundError:
+            fd = None
+        try:
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live process owns it
+            if _expired_on_disk(data, state):
+                remove_files(directory, entry_id)
+                removed.append(entry_id)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    return removed
+
+
+def sweep_quietly() -> list[str]:
+    """``sweep`` at start-up: nothing in a directory that is not safe to use (check E009)."""
+    from djust.errors import UnsafeUploadDir
+
+    try:
+        return sweep()
+    except UnsafeUploadDir:
+        return []
+
+
+# -- waiting entries of this process ----------------------------------------------------------
+
+
+def _start_sweeper() -> None:
+    global _sweeper
+    if _sweeper is None or _sweeper.done():
+        _sweeper = asyncio.get_running_loop().create_task(_sweep_forever())
+
+
+async def _sweep_forever() -> None:
+    period = max(0.05, min(60.0, ttl() / 4))
+    last_disk = time.monotonic()
+    while any(link.parked_at is not None for link in registry.values()) or registry:
+        await asyncio.sleep(period)
+        now = time.monotonic()
+        for link in list(registry.values()):
+            if link.parked_at is not None and now - link.parked_at > ttl():
+                expire(link)
+        if now - last_disk > max(period, 60.0):
+            last_disk = now
+            with contextlib.suppress(DjustError, OSError):
+                await asyncio.to_thread(sweep)
+
+
+# -- handing entries over between processes (over the channel layer) -----------------------
+
+
+class Mailbox:
+    """This process's address on the channel layer, where other processes ask for entries."""
+
+    def __init__(self, layer: Any, channel: str) -> None:
+        self.layer = layer
+        self.channel = channel
+        self.waiting: dict[str, asyncio.Future[None]] = {}
+        self.task = asyncio.get_running_loop().create_task(self._serve())
+
+    async def _serve(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("the upload mailbox %s failed; retrying", self.channel)
+                await asyncio.sleep(1)  # a layer that is down (Redis restarting) comes back
+                continue
+            kind, entry_id = message.get("type"), str(message.get("id", ""))
+            if kind == "djust.upload.release":
+                await hand_over(entry_id)
+                reply = message.get("reply")
+                if isinstance(reply, str) and reply:
+                    answer = {"type": "djust.upload.released", "id": entry_id}
+                    with contextlib.suppress(Exception):
+                        await self.layer.send(reply, answer)
+            elif kind == "djust.upload.released":
+                waiter = self.waiting.pop(entry_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+
+
+_mailbox: Mailbox | None = None
+
+
+async def mailbox() -> Mailbox | None:
+    """This process's mailbox, made on first use; None without a channel layer."""
+    global _mailbox
+    box, loop = _mailbox, asyncio.get_running_loop()
+    if box is not None and not box.task.done() and box.task.get_loop() is loop:
+        return box
+    from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None or isinstance(layer, InMemoryChannelLayer):
+        return None  # one process: nobody else to hand entries to
+    try:
+        channel = await layer.new_channel("djust-uploads.")
+    except Exception:
+        logger.exception("cannot open an upload mailbox on the channel layer")
+        return None
+    _mailbox = Mailbox(layer, channel)
+    return _mailbox
+
+
+async def owner_address() -> str | None:
+    box = await mailbox()
+    return box.channel if box is not None else None
+
+
+async def ask_release(owner: str, entry_id: str) -> None:
+    """Ask the process at ``owner`` to let go of ``entry_id``; wait (a while) for its answer."""
+    box = await mailbox()
+    if box is None or not owner or owner == box.channel:
+        return
+    waiter = asyncio.get_running_loop().create_future()
+    box.waiting[entry_id] = waiter
+    try:
+        await box.layer.send(
+            owner, {"type": "djust.upload.release", "id": entry_id, "reply": box.channel}
+        )
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(waiter, HANDOVER_TIMEOUT)
+    finally:
+        box.waiting.pop(entry_id, None)
+
+
+async def hand_over(entry_id: str) -> None:
+    """Another process wants this entry: write what it holds, close its files, let go."""
+    link = registry.get(entry_id)
+    if link is None:
+        return
+    if link.channel is not None:
+        await link.channel.surrender(link)
+    await release(link)
+
+
+async def release(link: Link) -> None:
+    """Let go of a waiting entry without removing it: its files stay for another process."""
+    from djust.uploads.channel import ledger
+
+    forget(link)
+    spool = link.entry.spool
+    writer = link.entry.writer
+    if spool is not None:
+        await asyncio.to_thread(spool.release, EXIT_TIMEOUT)
+    if isinstance(writer, ResumableFileWriter):
+        await asyncio.to_thread(writer.release)
+    elif writer is not None:
+        link.entry.discard()  # a writer of its own: it cannot be adopted elsewhere
+    ledger.release(link.hold)
+
+
+@atexit.register
+def _at_exit() -> None:
+    """The process ends (a deploy, SIGTERM): write what the entries hold and let go of them."""
+    for link in list(registry.values()):
+        spool = link.entry.spool
+        writer = link.entry.writer
+        try:
+            if spool is not None:
+                spool.release(EXIT_TIMEOUT)
+            if isinstance(writer, ResumableFileWriter):
+                writer.release()
+        except Exception:
+            logger.exception("keeping the upload %s for later failed", link.id)
+    registry.clear()
+
+
+def reset() -> None:
+    """Forget this process's waiting entries and mailbox (tests, and a loop that closed)."""
+    global _mailbox, _sweeper
+    for link in list(registry.values()):
+        if link.parked_at is not None:
+            with contextlib.suppress(Exception):
+                expire(link)
+    registry.clear()
+    _mailbox = None
+    _sweeper = None
