@@ -35,6 +35,11 @@ CLIENT_STRINGS = {
     "read_failed": _("the file changed or was removed after it was picked; choose it again"),
     # A paused upload cannot continue: the file on the user's disk is no longer the one picked.
     "file_changed": _("the file changed while its upload was paused; choose it again"),
+    # An upload cut off by a dropped connection cannot go on (the server's refusals).
+    "resume_expired": _("{name} waited too long to continue; choose it again"),
+    "resume_denied": _("{name} was started by another user or in another session"),
+    "resume_unavailable": _("{name} cannot continue on this server; choose it again"),
+    "resume_other_file": _("{name} is not the file this upload started with; choose it again"),
     # The server's own refusal of content a browser would run.
     "active_content": _("{name}: SVG, HTML and scripts are not accepted here"),
 }

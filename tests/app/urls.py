@@ -15,6 +15,7 @@ urlpatterns = [
     path("uploads-s3/", views.S3UploadsView.as_view()),
     path("upload-ui/", views.UploadUIView.as_view()),
     path("big-upload/", views.BigUploadView.as_view()),
+    path("big-upload-nap/", views.NappingUploadView.as_view()),
     path("room/", views.RoomView.as_view()),
     path("announce/", views.announce),
     path("room-async/", views.AsyncRoomView.as_view()),

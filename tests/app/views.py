@@ -487,6 +487,19 @@ class UnopenableWriter(TempFileWriter):
         raise PermissionError(errno.EACCES, "Permission denied")
 
 
+class NappingUploadView(BigUploadView):
+    """The ``big`` slot beside a button whose handler takes long (the page waits for its reply)."""
+
+    template_string = BigUploadView.template_string + (
+        "<button id='nap' dj-click='nap' dj-value-seconds='4'>Nap</button>"
+    )
+
+    @event_handler
+    def nap(self, seconds: float = 1.0, **kwargs):
+        time.sleep(seconds)
+        self.saved.append(f"napped {seconds}")
+
+
 class RacesView(UploadsView):
     """Slots whose writers are slow, cannot be made or cannot open; a handler that takes long."""
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.engines import Page
+from tests.faultproxy import FaultProxy
 
 from .test_uploads_browser import png_bytes, sha256, unique, write
 
@@ -312,6 +313,29 @@ def test_a_64_mib_file_arrives_byte_identical(engine_page, server, tmp_path):
     assert stored.stat().st_size == 64 * MIB
     assert file_sha256(stored) == file_sha256(path)
     assert file_sha256(stored) in page.text_of("#saved")  # the digest the server computed
+
+
+def test_an_upload_cut_off_by_a_reset_resumes_and_arrives_byte_identical(
+    engine_page, resume_server, tmp_path
+):
+    page = engine_page
+    name = unique("reset", ".bin")
+    path = tmp_path / name
+    with open(path, "wb") as f:
+        for _ in range(64):
+            f.write(os.urandom(MIB))
+    with FaultProxy(resume_server.port) as proxy:
+        open_view(page, proxy.url + "/t/big-upload/")
+        proxy.reset_after(16 * MIB)  # a quarter of the file, then the connection is reset
+        page.set_files("input[dj-upload=big]", [path])
+        wait_complete(page, name, timeout=90)
+        assert proxy.resets == 1 and proxy.connections >= 2
+        # Resumed, not started again: far less than the file went up a second time.
+        assert proxy.bytes_up < 64 * MIB + 16 * MIB
+        page.click("#save")
+        page.wait_for(f"document.getElementById('saved').innerText.includes({name!r})")
+    stored = resume_server.media_dir / "saved" / name
+    assert file_sha256(stored) == file_sha256(path)
 
 
 def test_screenshot_is_a_png_of_the_page(engine_page, server, tmp_path):

@@ -213,6 +213,30 @@ def test_a_server_that_stops_answering_is_given_up_and_the_upload_shows_paused(
     assert [m["client_name"] for m in sent(page, "upload_register")] == [name, name]
 
 
+def test_a_socket_whose_server_runs_the_pages_own_handler_is_not_given_up(
+    resume_page, resume_server, tmp_path
+):
+    """The server answers one message at a time: while it runs a handler the page is waiting
+    for, its silence is no sign of a dead link, even with an upload waiting for acks."""
+    page = resume_page
+    quick_liveness(page, 1500)
+    open_view(page, resume_server, "/t/big-upload-nap/")
+    pick_held(page, tmp_path)
+    page.click("#nap")  # four seconds of silence on the socket
+    page.wait_for_timeout(300)
+    # The held frames go now, behind the handler: the upload waits for acks all along.
+    page.evaluate(
+        """() => {
+          window.__pass = Infinity;
+          const ws = document.querySelector('[dj-view]').__djust.ws;
+          window.__held.splice(0).forEach((frame) => ws.send(frame));
+        }"""
+    )
+    expect(page.locator("#saved")).to_contain_text("napped 4", timeout=15_000)
+    expect(item(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    assert page.evaluate("window.__disconnects") == 0
+
+
 # -- attaching again -----------------------------------------------------------------------
 
 
@@ -258,6 +282,30 @@ def test_a_file_changed_while_paused_fails_with_file_changed(resume_page, resume
     )
     connected(page)
     assert len(sent(page, "upload_register")) == 1  # never registered again
+
+
+def test_an_upload_offline_longer_than_its_grace_period_fails_with_resume_expired(
+    resume_page, servers, tmp_path
+):
+    page = resume_page
+    server = servers(TEST_RESUME_TTL="1")
+    open_view(page, server, PAGE)
+    pick_held(page, tmp_path)
+    release(page)
+    page.context.set_offline(True)
+    drop_socket(page)
+    page.wait_for_timeout(3000)  # the grace period of the server is one second
+    assert server.temp_files() == []  # the waiting upload is gone, and its files with it
+    page.context.set_offline(False)
+
+    page.wait_for_function(
+        "window.__events.error.some((e) => e.code === 'resume_expired')", timeout=20_000
+    )
+    shown = item(page)
+    expect(shown).to_have_class(re.compile(r"\bupload-error\b"))
+    expect(shown.locator(".upload-progress-text")).to_contain_text("Failed:")
+    assert shown.bounding_box()["height"] > 0
+    assert server.temp_files() == []
 
 
 def test_an_upload_cut_off_mid_way_continues_from_the_servers_offset(

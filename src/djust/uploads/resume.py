@@ -12,13 +12,18 @@ token it got at registration (docs/uploads.md, "Resume").
   from disk: it asks the owner, over the channel layer, to hand it over (the owner writes what
   it holds and lets go), or finds the lock free because the owner is gone, then continues from
   the bytes in the file, whose hash it computes again.
-- Whatever waits longer than the grace period is removed, in memory and on disk.
+- A writer of the slot's own that another process can go on with (an ``AdoptableWriter``, such
+  as the S3 writer) keeps its ``resume_state()`` in the state file (a ``Keeper`` writes it on
+  the entry's lane); the adopting process makes the slot's writer and ``resume``s it from there.
+- Whatever waits longer than the grace period is removed, in memory and on disk, with what its
+  writer left elsewhere (``AdoptableWriter.abandon``: an S3 multipart upload is aborted).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import contextlib
 import errno
 import fcntl
@@ -28,12 +33,13 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from djust import conf
+from djust import conf, strings
 from djust.errors import (
     DjustError,
     FileChanged,
@@ -41,8 +47,15 @@ from djust.errors import (
     ResumeExpired,
     ResumeUnavailable,
     UnknownSlot,
+    WriteFailed,
 )
-from djust.uploads.writers import TempFileWriter, upload_dir
+from djust.uploads.writers import (
+    TempFileWriter,
+    UploadWriter,
+    WriterFactory,
+    new_writer,
+    upload_dir,
+)
 
 if TYPE_CHECKING:
     from djust.uploads.channel import UploadChannel
@@ -63,6 +76,9 @@ HANDOVER_TIMEOUT = 5.0
 # How long, at exit, a process waits for its entries' writers to write what they hold.
 EXIT_TIMEOUT = 30.0
 HASH_BLOCK = 1 << 20
+# The first bytes a Keeper saves, for the content checks of the process that adopts the entry:
+# more than they read (flow.ACTIVE_HEAD).
+HEAD = 1024
 
 
 def ttl() -> float:
@@ -86,14 +102,15 @@ class Binding:
 
     def refusal(self, claim: Binding) -> DjustError | None:
         """Why ``claim`` may not resume this entry, or None."""
+        name = claim.raw_name[:200]
         if claim.user != self.user or (self.session is not None and claim.session != self.session):
-            return ResumeDenied("this upload was started by another user or in another session")
+            return ResumeDenied(strings.text("resume_denied", name=name))
         if claim.view != self.view or claim.slot != self.slot:
             return UnknownSlot(f"this page has no upload {self.slot!r} to resume")
         if (claim.raw_name, claim.size) != (self.raw_name, self.size) or (
             claim.modified != self.modified
         ):
-            return FileChanged(f"{claim.raw_name[:200]} is not the file this upload started with")
+            return FileChanged(strings.text("resume_other_file", name=name))
         return None
 
 
@@ -189,17 +206,25 @@ def expire(link: Link) -> None:
     ledger.release(link.hold)
 
 
+def expired(claim: Binding) -> ResumeExpired:
+    """The refusal of an entry that is gone, in the page's language (the caller activates it)."""
+    return ResumeExpired(strings.text("resume_expired", name=claim.raw_name[:200]))
+
+
+def unavailable(claim: Binding) -> ResumeUnavailable:
+    """The refusal of an entry this server cannot reach."""
+    return ResumeUnavailable(strings.text("resume_unavailable", name=claim.raw_name[:200]))
+
+
 def find(token: str, claim: Binding) -> Link | None:
     """This process's entry for ``token``, if it holds it; a typed error if it may not be had."""
     match = _TOKEN.fullmatch(token)
     if match is None:
-        raise ResumeExpired("this upload cannot be resumed: its token is not one of this site's")
+        raise expired(claim)  # not a token of this site's
     link = registry.get(match.group(2))
     if link is None:
         if match.group(1) != directory_id():
-            raise ResumeUnavailable(
-                "this upload was started on a server whose upload directory this one cannot see"
-            )
+            raise unavailable(claim)  # started where this server cannot see
         return None
     assert link.binding is not None
     refusal = link.binding.refusal(claim)
@@ -244,24 +269,40 @@ def files(directory: Path, entry_id: str) -> tuple[Path, Path]:
     return base.with_suffix(DATA), base.with_suffix(STATE)
 
 
-def write_state(fd: int, binding: Binding, owner: str | None) -> None:
-    """Whose the entry is, and which process (its channel-layer mailbox) owns it now.
+def write_state(fd: int, binding: Binding, owner: str | None, **kept: Any) -> None:
+    """Whose the entry is, which process (its channel-layer mailbox) owns it now, and what a
+    ``Keeper`` keeps for its writer (``writer``, ``head``).
 
     Written in place, through the descriptor that holds the lock (a new file would not be
     locked); a reader that catches it half written reads it again.
     """
-    data = json.dumps({"binding": asdict(binding), "owner": owner or ""}).encode()
+    data = json.dumps({"binding": asdict(binding), "owner": owner or "", **kept}).encode()
     os.ftruncate(fd, 0)
     os.pwrite(fd, data, 0)
 
 
-def read_state(path: Path) -> tuple[Binding, str]:
-    """The entry's binding and owner; ``FileNotFoundError`` if it is gone."""
+@dataclass(frozen=True)
+class Saved:
+    """An entry's state file: whose it is, who owns it, and what its own writer kept."""
+
+    binding: Binding
+    owner: str
+    writer: dict[str, Any] | None = None  # {"class": dotted path, "state": resume_state()}
+    head: bytes = b""  # the file's first bytes, beside a writer's state
+
+
+def read_state(path: Path) -> Saved:
+    """The entry's state file; ``FileNotFoundError`` if it is gone."""
     for _ in range(20):
         text = path.read_text()
         try:
             state = json.loads(text)
-            return Binding(**state["binding"]), str(state["owner"])
+            return Saved(
+                Binding(**state["binding"]),
+                str(state["owner"]),
+                state.get("writer"),
+                base64.b64decode(state.get("head", "")),
+            )
         except (ValueError, TypeError, KeyError):
             time.sleep(0.01)  # being written
     raise ResumeExpired("this upload is gone: its state cannot be read")
@@ -347,16 +388,16 @@ async def adopt(token: str, claim: Binding) -> Adoption:
     data, state = files(directory, entry_id)
     try:
         binding, owner = await asyncio.to_thread(read_state, state)
-    except FileNotFoundError:
-        raise ResumeExpired("this upload is gone: it waited too long, or it ended") from None
+    except (FileNotFoundError, ResumeExpired):
+        raise expired(claim) from None
     refusal = binding.refusal(claim)
     if refusal is not None:
         raise refusal
-    lock_fd = await _take_lock(state, owner, entry_id)
+    lock_fd = await _take_lock(state, owner, entry_id, claim)
     try:
         if _expired_on_disk(data, state):
             remove_files(directory, entry_id)
-            raise ResumeExpired("this upload waited longer than its grace period; start it again")
+            raise expired(claim)
         received, sha256, head = await asyncio.to_thread(_read_back, data, binding.size)
     except BaseException:
         os.close(lock_fd)
@@ -364,12 +405,12 @@ async def adopt(token: str, claim: Binding) -> Adoption:
     return Adoption(entry_id, token, binding, lock_fd, received, sha256, head)
 
 
-async def _take_lock(state: Path, owner: str, entry_id: str) -> int:
+async def _take_lock(state: Path, owner: str, entry_id: str, claim: Binding) -> int:
     """Lock the entry's state file, asking its owner to let go of it first if it still lives."""
     try:
         fd = os.open(state, os.O_RDWR)
     except FileNotFoundError:
-        raise ResumeExpired("this upload is gone: it waited too long, or it ended") from None
+        raise expired(claim) from None
     deadline = time.monotonic() + HANDOVER_TIMEOUT
     asked = False
     while True:
@@ -383,15 +424,13 @@ async def _take_lock(state: Path, owner: str, entry_id: str) -> int:
             if os.path.exists(state):
                 return fd
             os.close(fd)  # removed while we waited: it ended
-            raise ResumeExpired("this upload is gone: it ended on the other server")
+            raise expired(claim)  # it ended on the other server meanwhile
         if not asked:
             asked = True
             await ask_release(owner, entry_id)
         if time.monotonic() > deadline:
             os.close(fd)
-            raise ResumeUnavailable(
-                "the server that holds this upload did not hand it over; try again later"
-            )
+            raise unavailable(claim)  # its owner did not hand it over
         await asyncio.sleep(0.05)
 
 

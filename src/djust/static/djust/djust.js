@@ -131,6 +131,12 @@
       const check = () => {
         this.watching = null;
         if (!this.mounted || !this.uploads.waiting()) return;
+        if (this.replies.size > 0) {
+          // The server answers one message at a time: it is running a handler this page
+          // waits for, and chunks and pings wait behind it. That silence is no dead link.
+          this.watching = setTimeout(check, this.pingAfter);
+          return;
+        }
         const last = Math.max(this.heard, started);
         const silent = Date.now() - last;
         if (silent >= this.ackTimeout) {
