@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import dj_views, views
+from . import dj_views, s3_direct, views
 
 urlpatterns = [
     path("events/", views.EventsView.as_view()),
@@ -13,6 +13,7 @@ urlpatterns = [
     path("uploads-lifecycle/", views.LifecycleView.as_view()),
     path("uploads-races/", views.RacesView.as_view()),
     path("uploads-s3/", views.S3UploadsView.as_view()),
+    path("uploads-s3-direct/", s3_direct.DirectView.as_view()),
     path("upload-ui/", views.UploadUIView.as_view()),
     path("big-upload/", views.BigUploadView.as_view()),
     path("big-upload-nap/", views.NappingUploadView.as_view()),

@@ -16,6 +16,7 @@ import pytest
 
 from djust.testing import LiveClient, WebSocketTransport, token_from_html
 from tests.integration.conftest import Live, fetch, run_async
+from tests.integration.test_auth_sessions import Browser, create_users
 from tests.integration.test_redis import RedisServer, Workers
 from tests.integration.test_uploads import saved, sha256, unique
 
@@ -277,3 +278,40 @@ def test_a_reconnect_that_lands_on_another_worker_resumes_there(pool, first_aliv
         await client.close()
 
     run_async(body())
+
+
+# -- whose an upload is ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def accounts(resume_server):
+    create_users(resume_server, ("ann", "ben"))
+
+
+@pytest.mark.parametrize(
+    ("who", "code"),
+    [("ben", "resume_denied"), ("ann-elsewhere", "resume_denied"), ("ann", None)],
+    ids=["another-user", "same-user-another-session", "same-session"],
+)
+def test_only_the_session_that_started_an_upload_resumes_it(resume_server, accounts, who, code):
+    live = Live(resume_server)
+    name, content = unique("mine.bin"), os.urandom(SIZE)
+    ann = Browser(resume_server).log_in("ann")
+    claimant = {
+        "ben": lambda: Browser(resume_server).log_in("ben"),
+        "ann-elsewhere": lambda: Browser(resume_server).log_in("ann"),
+        "ann": lambda: ann,
+    }[who]()
+
+    async def body():
+        client = await ann.open(live, "/t/uploads/")
+        first = await client.upload("any", name, content, modified=3, stop_at=1_000_000)
+        await client.close()
+        other = await claimant.open(live, "/t/uploads/")
+        reply = await other.register("any", name, SIZE, resume=first.token, client_modified=3)
+        if code is None:
+            assert reply["t"] == "upload_registered" and reply["offset"] > 0
+        else:
+            assert (reply["t"], reply["code"]) == ("upload_error", code)
+
+    live.run(body())

@@ -37,6 +37,8 @@ VALID: dict[str, dict[str, Any]] = {
         "client_size": 10,
     },
     "upload_cancel": {"t": "upload_cancel", "ref": "3"},
+    "upload_presign": {"t": "upload_presign", "ref": "4", "part": 1, "checksum": "x" * 44},
+    "upload_part": {"t": "upload_part", "ref": "4", "part": 1, "etag": '"e"', "checksum": "c"},
     "upload_refused": {
         "t": "upload_refused",
         "name": "avatar",

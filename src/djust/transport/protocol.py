@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from djust.errors import BadFrame, BadMessage, DjustError, FrameTooLarge, UnknownSlot
+from djust.errors import BadFrame, BadMessage, BadRef, DjustError, FrameTooLarge, UnknownSlot
 
 VERSION = 1
 
@@ -46,6 +46,9 @@ CLIENT_MESSAGES: dict[str, dict[str, tuple[type, ...]]] = {
         "client_size": _INT,
     },
     "upload_cancel": {"ref": _STR},
+    # Direct uploads: a URL for one part of that SHA-256, then the part's ETag once it landed.
+    "upload_presign": {"ref": _STR, "part": _INT, "checksum": _STR},
+    "upload_part": {"ref": _STR, "part": _INT},
     "upload_refused": {
         "name": _STR,
         "client_name": _STR,
@@ -62,6 +65,7 @@ OPTIONAL_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
         "resume": _STR,
         "fallback": (bool,),
     },
+    "upload_part": {"etag": _STR, "checksum": _STR, "error": _STR},
 }
 
 # The answer to a message of a type that the mounted view takes no part in (None: no answer).
@@ -69,6 +73,8 @@ NOT_TAKEN: dict[str, tuple[type[DjustError], str] | None] = {
     "upload_register": (UnknownSlot, "this view has no upload slot {name!r}"),
     "upload_refused": (UnknownSlot, "this view has no upload slot {name!r}"),
     "upload_cancel": None,
+    "upload_presign": (BadRef, "no direct upload {ref} in progress"),
+    "upload_part": (BadRef, "no direct upload {ref} in progress"),
 }
 
 

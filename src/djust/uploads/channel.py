@@ -50,6 +50,13 @@ REFUSALS = admission.REFUSALS
 MAX_RAW_NAME = admission.MAX_RAW_NAME
 
 
+def _external() -> Any:
+    """Direct uploads' side (S3 and boto3: imported only by sites whose slots use them)."""
+    from djust.uploads import external
+
+    return external
+
+
 class UploadChannel(Extension):
     """Drives one view's uploads over one connection."""
 
@@ -57,6 +64,8 @@ class UploadChannel(Extension):
         "upload_register": "register",
         "upload_refused": "refused",
         "upload_cancel": "cancel",
+        "upload_presign": "presign",  # direct uploads (external.py)
+        "upload_part": "part",
     }
     frames = True
 
@@ -134,6 +143,9 @@ class UploadChannel(Extension):
         except DjustError as error:
             await self._reject(ref, name, message["client_name"], error)
             return
+        if entry.config.external is not None:
+            await _external().registered(self, entry)
+            return
         transfer = self.transfers[ref]
         if entry.client_size == 0:
             try:
@@ -185,11 +197,12 @@ class UploadChannel(Extension):
             link = resume.Link(entry, hold, None)
             resume.enroll(link, self._binding(file, config.name))
             entry.writer = self._writer(entry, config, link)
-            entry.spool = self._spool(entry, link)
+            entry.spool = None if config.external else self._spool(entry, link)
         except BaseException:
             ledger.release(hold)
             raise
-        self._attach(link, ref, Transfer(entry, self.window, config.chunk_size))
+        transfer = None if config.external else Transfer(entry, self.window, config.chunk_size)
+        self._attach(link, ref, transfer)
         return entry
 
     def _check_new_ref(self, ref: str) -> None:
@@ -234,6 +247,8 @@ class UploadChannel(Extension):
         return entry
 
     def _writer(self, entry: UploadEntry, config: UploadConfig, link: resume.Link) -> Any:
+        if config.external is not None:
+            return new_writer(config.external.writer, entry)
         if config.writer:
             return new_writer(config.writer, entry)  # WriteFailed if the factory raises
         direct = self._direct(entry.client_size)
@@ -243,12 +258,18 @@ class UploadChannel(Extension):
         return TempFileWriter(direct=direct)
 
     def _spool(
-        self, entry: UploadEntry, link: resume.Link, written: int = 0, digest: Any = None
+        self,
+        entry: UploadEntry,
+        link: resume.Link,
+        written: int = 0,
+        digest: Any = None,
+        lane: Any = None,
     ) -> Spool:
         # The writer opens its file when the first bytes arrive, on the entry's lane: an entry
-        # that is registered but sends nothing holds no file descriptor.
+        # that is registered but sends nothing holds no file descriptor. A writer another
+        # process could go on with runs in a ``Keeper``, which saves its state beside the entry.
         return Spool(
-            entry.writer,
+            lane or resume.lane_writer(entry.writer, link),
             on_written=link.written,
             on_finished=link.finished,
             on_failed=link.failed,
@@ -258,7 +279,7 @@ class UploadChannel(Extension):
             digest=digest,
         )
 
-    def _attach(self, link: resume.Link, ref: str, transfer: Transfer) -> None:
+    def _attach(self, link: resume.Link, ref: str, transfer: Transfer | None) -> None:
         """``link``'s entry uploads over this connection now, as ``ref``."""
         entry = link.entry
         entry.ref = ref
@@ -267,7 +288,7 @@ class UploadChannel(Extension):
         link.transfer = None
         self.manager.add(entry)
         self.links[ref] = link
-        if not entry.done:
+        if not entry.done and transfer is not None:  # none: its bytes go straight to storage
             self.transfers[ref] = transfer
         self.reserved += entry.client_size
 
@@ -300,7 +321,7 @@ class UploadChannel(Extension):
         link = resume.find(token, claim)
         if link is None:
             adoption = await resume.adopt(token, claim)
-            link = self._adopted(adoption, config)
+            link = await self._adopted(adoption, config)
         elif link.channel is not None:
             await link.channel.surrender(link)  # its old connection, if it still seems alive
         entry = link.entry
@@ -312,6 +333,10 @@ class UploadChannel(Extension):
             if link.parked_at is None:
                 resume.park(link)
             raise
+        if entry.config.external is not None:
+            self._attach(link, ref, None)
+            await _external().resumed(self, link)
+            return
         transfer = link.transfer or Transfer(entry, self.window, config.chunk_size)
         transfer.restart(entry.received)
         if transfer.checked:
@@ -335,7 +360,7 @@ class UploadChannel(Extension):
         self.watchdog.watch(self._watched)
         await self.session.rerender()
 
-    def _adopted(self, adoption: resume.Adoption, config: UploadConfig) -> resume.Link:
+    async def _adopted(self, adoption: resume.Adoption, config: UploadConfig) -> resume.Link:
         """An entry taken over from the shared directory, as this process's own."""
         binding = adoption.binding
         file = admission.Declared(
@@ -347,13 +372,18 @@ class UploadChannel(Extension):
             modified=binding.modified,
         )
         try:
-            if config.writer:
-                raise WriteFailed("this slot's writer cannot resume an upload started elsewhere")
             hold = self._hold(binding.size)
         except BaseException:
             resume.os.close(adoption.lock_fd)
             raise
         entry = self._new_entry("0", config, file)
+        if config.writer:
+            try:
+                # The slot's writer goes on with what it stored (S3: the parts in the bucket).
+                entry.writer = await resume.resume_writer(config.writer, entry, adoption)
+            except BaseException:
+                ledger.release(hold)
+                raise
         entry.received = adoption.received
         if entry.received:
             entry.move(State.UPLOADING)
@@ -364,15 +394,16 @@ class UploadChannel(Extension):
         link.token = adoption.token
         resume.registry[link.id] = link
         owner = resume._mailbox.channel if resume._mailbox is not None else None
-        entry.writer = resume.ResumableFileWriter(
-            adoption.entry_id,
-            binding,
-            owner=owner,
-            direct=self._direct(binding.size),
-            lock_fd=adoption.lock_fd,
-            offset=adoption.received,
-        )
-        entry.spool = self._spool(entry, link, adoption.received, adoption.sha256)
+        if not config.writer:
+            entry.writer = resume.ResumableFileWriter(
+                adoption.entry_id,
+                binding,
+                owner=owner,
+                direct=self._direct(binding.size),
+                lock_fd=adoption.lock_fd,
+                offset=adoption.received,
+            )
+        entry.spool = self._spool(entry, link, adoption.received, adoption.sha256, adoption.lane)
         transfer = Transfer(entry, self.window, config.chunk_size)
         if adoption.head:
             # The content checks again, on the bytes the file holds: they pass or fail as before.
@@ -438,7 +469,10 @@ class UploadChannel(Extension):
             if chunk.ref not in self._gone:
                 await self.session.send_error(BadRef(f"no upload {chunk.ref} in progress"))
             return
-        transfer = self.transfers[chunk.ref]
+        transfer = self.transfers.get(chunk.ref)
+        if transfer is None:
+            await self.session.send_error(BadRef(f"upload {chunk.ref} goes straight to storage"))
+            return
         data = chunk.data
         try:
             self._check_chunk(entry, transfer, chunk)
@@ -612,6 +646,12 @@ class UploadChannel(Extension):
             ledger.release(link.hold)
             resume.forget(link)
         self._gone.append(entry.ref)
+
+    async def presign(self, message: dict[str, Any]) -> None:
+        await _external().presign(self, message)
+
+    async def part(self, message: dict[str, Any]) -> None:
+        await _external().part(self, message)
 
     async def cancel(self, message: dict[str, Any]) -> None:
         ref = message["ref"]

@@ -26,6 +26,7 @@ class UploadConfig:
     auto_upload: bool = True
     allow_active_content: bool = False
     writer: Callable[..., Any] | None = None  # called with the entry, or with nothing
+    external: Any = None  # S3Direct(): the browser sends the bytes straight to storage
 
     def to_client(self) -> dict[str, Any]:
         """The part of the config the browser needs (it checks size, type and count itself)."""
@@ -54,6 +55,10 @@ def make_config(name: str, *, max_frame_size: int, **options: Any) -> UploadConf
         value = getattr(config, field)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ImproperlyConfigured(f"allow_upload({name!r}): {field} must be an int >= 0")
+    if config.external is not None and config.writer is not None:
+        raise ImproperlyConfigured(
+            f"allow_upload({name!r}): a slot has a writer or goes to external storage, not both"
+        )
     if config.max_entries < 1:
         raise ImproperlyConfigured(f"allow_upload({name!r}): max_entries must be at least 1")
     largest = max_frame_size - HEADER_SIZE

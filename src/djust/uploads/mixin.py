@@ -36,6 +36,7 @@ class UploadMixin:
         auto_upload: bool = True,
         allow_active_content: bool = False,
         writer: WriterFactory | None = None,
+        external: Any = None,
     ) -> UploadConfig:
         """Configure the upload slot ``name`` (call in ``mount``)."""
         return self._djust_uploads.allow(
@@ -47,6 +48,7 @@ class UploadMixin:
             auto_upload=auto_upload,
             allow_active_content=allow_active_content,
             writer=writer,
+            external=external,
         )
 
     def consume_uploaded_entries(self, name: str) -> Iterator[UploadEntry]:

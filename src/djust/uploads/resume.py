@@ -35,6 +35,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -366,6 +367,155 @@ class ResumableFileWriter(TempFileWriter):
             os.close(fd)
 
 
+class AdoptableWriter(UploadWriter):
+    """A writer whose upload another process can go on with (a restarted server, a worker).
+
+    What it stores must outlive the process: an object store's multipart upload, say. djust
+    saves ``resume_state()`` beside the entry in ``UPLOAD_DIR``; the process that adopts the
+    entry makes a writer with the slot's factory and calls ``resume(state)`` on it.
+    """
+
+    _on_change: Callable[[], None] | None = None
+
+    def resume_state(self) -> dict[str, Any]:
+        """What another process needs to go on (JSON). Asked after each call and on
+        ``state_changed()``, saved when it changed: the same dict while nothing changed, a new
+        one after."""
+        raise NotImplementedError
+
+    def state_changed(self) -> None:
+        """Call it when ``resume_state()`` changed between calls (a part landed, on a thread of
+        the writer's own): it is saved at once."""
+        if self._on_change is not None:
+            self._on_change()
+
+    def resume(self, state: dict[str, Any]) -> int:
+        """Go on with the upload ``state`` describes, on a thread, before ``open()``; the bytes
+        it kept, from which the page sends the rest."""
+        raise NotImplementedError
+
+    def suspend(self) -> None:
+        """This process lets go of the upload (SIGTERM, another worker takes it): make what was
+        written durable and keep it. Nothing follows."""
+
+    def stored_sha256(self) -> str:
+        """The SHA-256 (hex) of the content as stored, read back: the entry's, asked once
+        ``finish()`` returned, when another process wrote part of it (djust did not see it)."""
+        raise NotImplementedError
+
+    @classmethod
+    def abandon(cls, state: dict[str, Any]) -> None:
+        """Remove what an upload that no process holds left behind (its grace period is over)."""
+
+
+def _class_path(writer: UploadWriter) -> str:
+    return f"{type(writer).__module__}.{type(writer).__qualname__}"
+
+
+class Keeper(UploadWriter):
+    """Runs an ``AdoptableWriter`` on the entry's lane and keeps its state beside the entry.
+
+    The state file (whose entry it is, which process holds it, the writer's ``resume_state()``
+    and the file's first bytes) is written when the writer opens, again after each call that
+    changed that state, and removed when the entry leaves. This process holds its lock as long
+    as it owns the entry; ``release`` lets another process have it.
+    """
+
+    def __init__(
+        self,
+        inner: AdoptableWriter,
+        entry_id: str,
+        binding: Binding,
+        *,
+        owner: str | None,
+        lock_fd: int | None = None,
+        head: bytes = b"",
+    ) -> None:
+        self.inner = inner
+        self.binding = binding
+        self.owner = owner
+        self.lock_fd = lock_fd
+        self.head = head
+        self.state_path = files(upload_dir(), entry_id)[1]
+        self._saved: dict[str, Any] | None = None
+        self._saving = threading.Lock()  # the lane and the writer's own threads save
+        inner._on_change = self._save
+
+    def __repr__(self) -> str:
+        return f"<Keeper {self.inner!r}>"
+
+    @property
+    def path(self) -> str | None:  # type: ignore[override]
+        return self.inner.path
+
+    def open(self) -> None:
+        if self.lock_fd is None:
+            fd = os.open(self.state_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new: nobody else can hold it
+            self.lock_fd = fd
+        self.inner.open()
+        self._save()
+
+    def write(self, data: memoryview) -> None:
+        grew = len(self.head) < HEAD
+        if grew:
+            self.head += bytes(data[: HEAD - len(self.head)])
+        self.inner.write(data)
+        self._save(force=grew)
+
+    def finish(self) -> None:
+        self.inner.finish()
+        self._save()
+
+    def close(self, reason: Any) -> None:
+        try:
+            self.inner.close(reason)
+        finally:
+            with self._saving:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.state_path)
+                self._unlock()
+
+    def release(self) -> None:
+        """Let another process have the entry: the writer suspends, its state is saved, unlock."""
+        try:
+            self.inner.suspend()
+            self._save()
+        finally:
+            with self._saving:
+                self._unlock()
+
+    def _save(self, *, force: bool = False) -> None:
+        with self._saving:
+            if self.lock_fd is None:
+                return  # not opened yet, or let go
+            state = self.inner.resume_state()
+            if not force and (state is self._saved or state == self._saved):
+                return
+            self._saved = state
+            writer = {"class": _class_path(self.inner), "state": state}
+            head = base64.b64encode(self.head).decode()
+            write_state(self.lock_fd, self.binding, self.owner, writer=writer, head=head)
+
+    def _unlock(self) -> None:
+        if self.lock_fd is not None:
+            fd, self.lock_fd = self.lock_fd, None
+            os.close(fd)
+
+
+def _owner() -> str | None:
+    """This process's mailbox on the channel layer, where others ask for its entries."""
+    return _mailbox.channel if _mailbox is not None else None
+
+
+def lane_writer(writer: UploadWriter, link: Link) -> UploadWriter:
+    """What runs on the entry's lane: its writer, kept by a ``Keeper`` when the entry can be
+    resumed and another process could go on with that writer."""
+    if link.id is None or link.binding is None or not isinstance(writer, AdoptableWriter):
+        return writer
+    return Keeper(writer, link.id, link.binding, owner=_owner())
+
+
 @dataclass
 class Adoption:
     """An entry taken over from disk: its files, locked by this process, and its bytes."""
@@ -377,6 +527,60 @@ class Adoption:
     received: int
     sha256: Any  # the hash of the bytes received
     head: bytes  # the first bytes, for the content checks
+    writer: dict[str, Any] | None = None  # what the slot's own writer saved, if it has one
+    lane: UploadWriter | None = None  # that writer's Keeper, once resume_writer resumed it
+
+
+class _ReadBack:
+    """An adopted entry's SHA-256: the bytes written before are not here to hash, so its writer
+    reads the stored content back once it is whole."""
+
+    def __init__(self, writer: AdoptableWriter) -> None:
+        self.writer = writer
+
+    def update(self, data: Any) -> None:
+        pass
+
+    def hexdigest(self) -> str:
+        return self.writer.stored_sha256()
+
+
+async def resume_writer(
+    factory: WriterFactory, entry: UploadEntry, adoption: Adoption
+) -> UploadWriter:
+    """The slot's writer for an adopted ``entry``, going on with what it stored: sets the
+    adoption's bytes, hash and ``lane``. The adoption's lock is let go if it cannot."""
+    claim = adoption.binding
+    try:
+        writer = new_writer(factory, entry)
+        saved = adoption.writer or {}
+        if not isinstance(writer, AdoptableWriter) or saved.get("class") != _class_path(writer):
+            raise unavailable(claim)  # another writer started it: this one cannot go on
+        try:
+            kept = await asyncio.to_thread(writer.resume, saved["state"])
+        except ResumeExpired:
+            raise expired(claim) from None
+        except DjustError:
+            raise
+        except Exception as exc:
+            logger.exception("resuming the upload %s with %r failed", adoption.entry_id, writer)
+            raise WriteFailed(f"cannot store {entry.client_name}: {exc}") from exc
+    except BaseException:
+        os.close(adoption.lock_fd)
+        raise
+    adoption.received = kept
+    # Nothing kept: djust sees every byte again and hashes them itself.
+    adoption.sha256 = _ReadBack(writer) if kept else None
+    adoption.head = adoption.head if kept else b""
+    adoption.lane = Keeper(
+        writer,
+        adoption.entry_id,
+        claim,
+        owner=_owner(),
+        lock_fd=adoption.lock_fd,
+        head=adoption.head,
+    )
+    return writer
 
 
 async def adopt(token: str, claim: Binding) -> Adoption:
@@ -387,22 +591,28 @@ async def adopt(token: str, claim: Binding) -> Adoption:
     directory = upload_dir()
     data, state = files(directory, entry_id)
     try:
-        binding, owner = await asyncio.to_thread(read_state, state)
+        saved = await asyncio.to_thread(read_state, state)
     except (FileNotFoundError, ResumeExpired):
         raise expired(claim) from None
+    binding = saved.binding
     refusal = binding.refusal(claim)
     if refusal is not None:
         raise refusal
-    lock_fd = await _take_lock(state, owner, entry_id, claim)
+    lock_fd = await _take_lock(state, saved.owner, entry_id, claim)
     try:
         if _expired_on_disk(data, state):
-            remove_files(directory, entry_id)
+            await asyncio.to_thread(_remove, directory, entry_id)
             raise expired(claim)
-        received, sha256, head = await asyncio.to_thread(_read_back, data, binding.size)
+        if saved.writer is None:
+            received, sha256, head = await asyncio.to_thread(_read_back, data, binding.size)
+        else:
+            # Read again under the lock: the owner saved its writer's last state as it let go.
+            saved = await asyncio.to_thread(read_state, state)
+            received, sha256, head = 0, None, saved.head  # resume_writer asks the writer
     except BaseException:
         os.close(lock_fd)
         raise
-    return Adoption(entry_id, token, binding, lock_fd, received, sha256, head)
+    return Adoption(entry_id, token, binding, lock_fd, received, sha256, head, saved.writer)
 
 
 async def _take_lock(state: Path, owner: str, entry_id: str, claim: Binding) -> int:
@@ -468,11 +678,48 @@ def remove_files(directory: Path, entry_id: str) -> None:
             path.unlink()
 
 
+def _remove(directory: Path, entry_id: str, *, writers: bool = True) -> bool:
+    """Remove an entry that waited too long (its lock held): what its own writer left elsewhere,
+    then its files. Whether it is gone: not while its writer fails, nor, without ``writers``,
+    if it has one (its storage is far away: a start-up must not wait on it)."""
+    try:
+        saved: Saved | None = read_state(files(directory, entry_id)[1])
+    except (FileNotFoundError, ResumeExpired):
+        saved = None  # no state, or not one that can be read: nothing to tell a writer
+    if saved is not None and saved.writer is not None:
+        if not writers:
+            return False
+        try:
+            _writer_class(saved.writer["class"]).abandon(saved.writer["state"])
+        except ImportError as exc:
+            logger.warning("the upload %s: no writer to abandon it (%s)", entry_id, exc)
+        except Exception:
+            logger.exception("abandoning the upload %s failed; trying again later", entry_id)
+            return False
+    remove_files(directory, entry_id)
+    return True
+
+
+def _writer_class(path: str) -> type[AdoptableWriter]:
+    """The writer class a state file names; ``ImportError`` if it is not an adoptable one."""
+    from django.utils.module_loading import import_string
+
+    found = import_string(path)
+    if not (isinstance(found, type) and issubclass(found, AdoptableWriter)):
+        raise ImportError(f"{path} is not an AdoptableWriter")
+    return found
+
+
 def sweep(directory: Path | None = None) -> list[str]:
-    """Remove the files of entries nobody holds that waited longer than the grace period."""
-    if directory is None:
-        directory = upload_dir()
+    """Remove the entries nobody holds that waited longer than the grace period, and what their
+    writers left elsewhere."""
+    return _sweep(directory or upload_dir())[0]
+
+
+def _sweep(directory: Path, *, writers: bool = True) -> tuple[list[str], int]:
+    """``sweep``: the entries removed, and how many that nobody holds are left."""
     removed = []
+    left = 0
     ids = set()
     for path in directory.iterdir():
         match = _FILE.fullmatch(path.name)
@@ -490,23 +737,53 @@ def sweep(directory: Path | None = None) -> list[str]:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
                     continue  # a live process owns it
-            if _expired_on_disk(data, state):
-                remove_files(directory, entry_id)
+            if _expired_on_disk(data, state) and _remove(directory, entry_id, writers=writers):
                 removed.append(entry_id)
+            else:
+                left += 1
         finally:
             if fd is not None:
                 os.close(fd)
-    return removed
+    return removed, left
 
 
 def sweep_quietly() -> list[str]:
-    """``sweep`` at start-up: nothing in a directory that is not safe to use (check E009)."""
+    """``sweep`` at start-up: nothing in a directory that is not safe to use (check E009).
+
+    It never waits on a writer's storage; what it leaves (entries of writers of their own, and
+    those still in their grace period) a thread of its own sweeps until none is left, so that
+    an S3 upload a dead process left is aborted when its grace period ends.
+    """
     from djust.errors import UnsafeUploadDir
 
     try:
-        return sweep()
+        directory = upload_dir()
+        removed, left = _sweep(directory, writers=False)
     except UnsafeUploadDir:
         return []
+    if left:
+        threading.Thread(
+            target=_sweep_until_none_left,
+            args=(directory,),
+            name="djust-upload-sweeper",
+            daemon=True,
+        ).start()
+    return removed
+
+
+def _sweep_until_none_left(directory: Path) -> None:
+    left = 1
+    while left:
+        time.sleep(_period())
+        try:
+            left = _sweep(directory)[1]
+        except Exception:
+            logger.exception("sweeping the upload directory %s failed", directory)
+
+
+def _period() -> float:
+    """How often waiting entries are looked at: a quarter of the grace period, at most 60 s."""
+    return max(0.05, min(60.0, ttl() / 4))
 
 
 # -- waiting entries of this process ----------------------------------------------------------
@@ -519,7 +796,7 @@ def _start_sweeper() -> None:
 
 
 async def _sweep_forever() -> None:
-    period = max(0.05, min(60.0, ttl() / 4))
+    period = _period()
     last_disk = time.monotonic()
     while any(link.parked_at is not None for link in registry.values()) or registry:
         await asyncio.sleep(period)
@@ -630,14 +907,21 @@ async def release(link: Link) -> None:
 
     forget(link)
     spool = link.entry.spool
-    writer = link.entry.writer
+    writer = _kept(link)
     if spool is not None:
         await asyncio.to_thread(spool.release, EXIT_TIMEOUT)
-    if isinstance(writer, ResumableFileWriter):
+    if writer is not None:
         await asyncio.to_thread(writer.release)
-    elif writer is not None:
-        link.entry.discard()  # a writer of its own: it cannot be adopted elsewhere
+    elif link.entry.writer is not None:
+        link.entry.discard()  # a writer of its own that cannot be adopted elsewhere
     ledger.release(link.hold)
+
+
+def _kept(link: Link) -> ResumableFileWriter | Keeper | None:
+    """The writer on the entry's lane if another process can take the entry over from it."""
+    spool = link.entry.spool
+    writer = spool.inner if spool is not None else link.entry.writer
+    return writer if isinstance(writer, (ResumableFileWriter, Keeper)) else None
 
 
 @atexit.register
@@ -645,11 +929,11 @@ def _at_exit() -> None:
     """The process ends (a deploy, SIGTERM): write what the entries hold and let go of them."""
     for link in list(registry.values()):
         spool = link.entry.spool
-        writer = link.entry.writer
+        writer = _kept(link)
         try:
             if spool is not None:
                 spool.release(EXIT_TIMEOUT)
-            if isinstance(writer, ResumableFileWriter):
+            if writer is not None:
                 writer.release()
         except Exception:
             logger.exception("keeping the upload %s for later failed", link.id)

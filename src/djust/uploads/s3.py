@@ -8,6 +8,10 @@ SHA-256 of a multipart object only as a *composite* checksum, the SHA-256 of the
 composite from the bytes it sent and compares it, with the size, to what the bucket reports once
 the upload is complete. The object is then at its key; consuming the entry moves nothing.
 
+Another process can go on with the upload (a restarted server, another worker): the writer's
+``resume_state()`` (bucket, key, upload id, part size, and the SHA-256 of each part that landed)
+is kept beside the entry, and ``resume()`` continues after the parts the bucket lists.
+
 It reads django-storages' settings (``AWS_STORAGE_BUCKET_NAME``, ``AWS_S3_ENDPOINT_URL``,
 ``AWS_LOCATION``...), or the default storage's ``OPTIONS`` when that storage is S3, so that
 ``default_storage`` finds the object under ``entry.meta["name"]``.
@@ -17,24 +21,28 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import functools
 import hashlib
 import logging
 import posixpath
+import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
-from djust.errors import WriteFailed
+from djust.errors import ResumeExpired, ResumeUnavailable, WriteFailed
+from djust.uploads.resume import AdoptableWriter
 from djust.uploads.sniff import SNIFF_BYTES, content_type_of
-from djust.uploads.writers import Reason, UploadWriter
+from djust.uploads.writers import Reason
 
 if TYPE_CHECKING:
     from djust.uploads.entry import UploadEntry
@@ -171,7 +179,7 @@ def composite_sha256(digests: list[bytes]) -> str:
     return f"{_b64(hashlib.sha256(b''.join(digests)).digest())}-{len(digests)}"
 
 
-class S3MultipartWriter(UploadWriter):
+class S3MultipartWriter(AdoptableWriter):
     """Streams an entry into an S3 object by multipart upload, parts in parallel, checked.
 
     ``name`` is the storage name (default: ``prefix`` and a unique name from the entry); the
@@ -214,6 +222,11 @@ class S3MultipartWriter(UploadWriter):
         self._sending: deque[concurrent.futures.Future[None]] = deque()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._complete = False
+        # Parts land on the part threads; the lane reads which did (resume_state).
+        self._landing = threading.Lock()
+        self._landed = 0  # parts 1 to this one all landed
+        self._state: dict[str, Any] = {}
+        self._state_of: tuple[Any, ...] = ()
 
     def __repr__(self) -> str:
         return f"<S3MultipartWriter s3://{self.bucket}/{self.key}>"
@@ -231,6 +244,8 @@ class S3MultipartWriter(UploadWriter):
                 self._send(part)
 
     def finish(self) -> None:
+        if self._complete:
+            return  # adopted complete: nothing was left to do
         if self._buffer or self._next_part == 1:  # the last part, or an empty file's only one
             part, self._buffer = self._buffer, bytearray()
             self._send(part)
@@ -271,7 +286,107 @@ class S3MultipartWriter(UploadWriter):
                 Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
             )
 
-    # -- resuming ---------------------------------------------------------------------
+    # -- resuming in another process (resume.AdoptableWriter) ---------------------------
+
+    def resume_state(self) -> dict[str, Any]:
+        """Where the upload is and the SHA-256 of each part that landed, in order from part 1."""
+        with self._landing:
+            now = (self.upload_id, self._landed, self._complete)
+            if now != self._state_of:
+                self._state_of = now
+                self._state = {
+                    "bucket": self.bucket,
+                    "key": self.key,
+                    "name": self.name,
+                    "upload_id": self.upload_id,
+                    "part_size": self.part_size,
+                    "content_type": self.content_type,
+                    "parts": [_b64(self._digests[n]) for n in range(1, self._landed + 1)],
+                    "complete": self._complete,
+                    "size": self.size if self._complete else None,
+                }
+            return self._state
+
+    def resume(self, state: dict[str, Any]) -> int:
+        """Go on after the parts the bucket lists that ``state`` knows the SHA-256 of, in order
+        from part 1: the bytes they hold. A part that landed unrecorded is sent again."""
+        if state["bucket"] != self.bucket:
+            raise ResumeUnavailable(f"this upload went to bucket {state['bucket']!r}")
+        self.name, self.key, self.upload_id = state["name"], state["key"], state["upload_id"]
+        self.part_size, self.content_type = state["part_size"], state["content_type"]
+        if state["complete"]:
+            self.size = state["size"]
+            self._digests = {n: base64.b64decode(c) for n, c in enumerate(state["parts"], 1)}
+            self._complete = True
+            try:
+                self._verify()  # still there, still whole
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] not in ("404", "NoSuchKey"):
+                    raise
+                raise ResumeExpired("this upload is no longer in the bucket") from None
+            return self.size
+        if self.upload_id is None:
+            return 0  # nothing was sent to the bucket yet
+        try:
+            listed = self.list_parts()
+        except self.client.exceptions.NoSuchUpload:
+            # Completed or aborted without its state saying so (a kill in between): no entry
+            # holds that object any more.
+            self.client.delete_object(Bucket=self.bucket, Key=self.key)
+            raise ResumeExpired("this upload is no longer in the bucket") from None
+        # Parts beyond those recorded, or listed beyond those in the bucket, are sent again.
+        for number, (part, checksum) in enumerate(zip(listed, state["parts"], strict=False), 1):
+            if part["PartNumber"] != number or part.get("ChecksumSHA256", checksum) != checksum:
+                break
+            self._digests[number] = base64.b64decode(checksum)
+            self._parts[number] = {
+                "PartNumber": number,
+                "ETag": part["ETag"],
+                "ChecksumSHA256": checksum,
+            }
+            self.size += part["Size"]
+        self._landed = len(self._parts)
+        self._next_part = self._landed + 1
+        return self.size
+
+    def suspend(self) -> None:
+        """Let the parts in flight land; the bytes of the part being filled are sent again."""
+        self._stop_pool()
+
+    def stored_sha256(self) -> str:
+        """The object's SHA-256 (hex), read back a part's range at a time, a few at once."""
+        digest = hashlib.sha256()
+        starts = deque(range(0, self.size, self.part_size))
+        reading: deque[concurrent.futures.Future[bytes]] = deque()
+        with concurrent.futures.ThreadPoolExecutor(
+            self.parts_in_flight, thread_name_prefix="djust-s3-read"
+        ) as pool:
+            while starts or reading:
+                while starts and len(reading) < self.parts_in_flight:
+                    start = starts.popleft()
+                    end = min(start + self.part_size, self.size)
+                    reading.append(pool.submit(self._read, start, end))
+                digest.update(reading.popleft().result())
+        return digest.hexdigest()
+
+    def _read(self, start: int, end: int) -> bytes:
+        response = self.client.get_object(
+            Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end - 1}"
+        )
+        return response["Body"].read()
+
+    @classmethod
+    def abandon(cls, state: dict[str, Any]) -> None:
+        """Abort the multipart upload ``state`` names (or delete its object, if complete)."""
+        settings = replace(S3Settings.from_django(), bucket_name=state["bucket"])
+        client = settings.client()
+        if state["complete"]:
+            client.delete_object(Bucket=state["bucket"], Key=state["key"])
+        elif state["upload_id"] is not None:
+            with contextlib.suppress(client.exceptions.NoSuchUpload):
+                client.abort_multipart_upload(
+                    Bucket=state["bucket"], Key=state["key"], UploadId=state["upload_id"]
+                )
 
     def list_parts(self, upload_id: str | None = None) -> list[dict[str, Any]]:
         """The parts the bucket holds for ``upload_id`` (this writer's by default), in order:
@@ -289,6 +404,10 @@ class S3MultipartWriter(UploadWriter):
         """Queue ``part``; wait while ``parts_in_flight`` are out (a failure raises here)."""
         if self.upload_id is None:
             self._start(part)
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                self.parts_in_flight, thread_name_prefix="djust-s3-part"
+            )
         while self._sending and (
             len(self._sending) >= self.parts_in_flight or self._sending[0].done()
         ):
@@ -311,19 +430,22 @@ class S3MultipartWriter(UploadWriter):
             **extra,
         )
         self.upload_id = response["UploadId"]
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            self.parts_in_flight, thread_name_prefix="djust-s3-part"
-        )
 
     def _upload_part(self, number: int, body: bytearray) -> None:
         digest = hashlib.sha256(body).digest()
         response = self._send_part(number, body, _b64(digest))
-        self._digests[number] = digest
-        self._parts[number] = {
-            "PartNumber": number,
-            "ETag": response["ETag"],
-            "ChecksumSHA256": _b64(digest),
-        }
+        with self._landing:
+            self._digests[number] = digest
+            self._parts[number] = {
+                "PartNumber": number,
+                "ETag": response["ETag"],
+                "ChecksumSHA256": _b64(digest),
+            }
+            landed = self._landed
+            while self._landed + 1 in self._parts:
+                self._landed += 1
+        if self._landed > landed:
+            self.state_changed()  # kept beside the entry now: a kill loses no landed part
 
     def _send_part(self, number: int, body: bytearray, checksum: str) -> dict[str, Any]:
         """One ``UploadPart``: S3 refuses a body whose SHA-256 is not ``checksum``."""

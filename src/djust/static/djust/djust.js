@@ -1001,6 +1001,7 @@
 
     // An upload fails for good: its item shows why until the person dismisses it.
     failed(entry, code, message) {
+      this.stopParts(entry);
       this.forget(entry);
       entry.status = "error";
       entry.error = message;
@@ -1211,9 +1212,13 @@
           entry.ahead = null;
           entry.progress = entry.size ? Math.floor((offset * 100) / entry.size) : 0;
           this.report(entry, true);
-          this.pump(entry);
+          if (m.external) this.startParts(entry, m);
+          else this.pump(entry);
           break;
         }
+        case "upload_presigned":
+          this.presigned(entry, m);
+          break;
         case "upload_ack":
           // Acks apply in order: a late one (below what is acknowledged) changes nothing, and
           // a file that is not uploading takes none, so progress never moves backwards.
@@ -1226,7 +1231,8 @@
             this.showImage(entry);
           }
           this.setProgress(entry, entry.size ? Math.floor((m.offset * 100) / entry.size) : 100);
-          this.pump(entry);
+          if (entry.direct) this.sendParts(entry);
+          else this.pump(entry);
           break;
         case "upload_complete": {
           const again = entry.status === "complete"; // attached again after a reconnect
@@ -1317,6 +1323,141 @@
       view.setUint32(1, Number(entry.ref));
       view.setBigUint64(5, BigInt(entry.sent));
       return header;
+    }
+
+    // Straight to the bucket (docs/storage.md, "Direct to S3"): in a slot with
+    // external=S3Direct() no byte goes over the socket. Each part of the file is PUT to the
+    // bucket at a URL the server signs for that part's SHA-256 (upload_presign, then
+    // upload_presigned), and the server is told its ETag once it landed (upload_part). Part 1
+    // goes alone: the server reads it back for the content checks, and the ack that says it
+    // passed opens the window to several parts. Progress moves by whole parts (fetch reports
+    // nothing within a request body); a cancel aborts the PUTs in flight.
+
+    // upload_registered with "external": start, or go on after the parts the server has.
+    startParts(entry, m) {
+      let d = entry.direct;
+      if (!d || !m.resume || d.token !== m.resume) {
+        if (d) d.abort.abort(); // a new upload on the server: the old one's PUTs are of no use
+        entry.checked = Boolean(m.checked);
+        d = entry.direct = {
+          token: m.resume || null,
+          partSize: m.external.part_size,
+          count: m.external.parts,
+          parts: new Map(), // part number -> {state, checksum, etag, sign}
+          abort: new AbortController(),
+        };
+      }
+      const known = new Set(m.external.landed || []);
+      d.parts.forEach((record, part) => {
+        if (known.has(part)) record.state = "landed";
+        // Landed while the socket was down: the server hears of it now.
+        else if (record.state === "landed") this.reportPart(entry, part, record);
+        // Its URL was asked for on the socket that closed: asked again.
+        else if (record.sign) this.askPart(entry, part, record);
+      });
+      known.forEach((part) => d.parts.has(part) || d.parts.set(part, { state: "landed" }));
+      this.sendParts(entry);
+    }
+
+    // Start parts while the window allows: part 1 alone until it passed the server's checks.
+    sendParts(entry) {
+      const d = entry.direct;
+      if (!d || entry.status !== "uploading") return;
+      let busy = 0;
+      d.parts.forEach((record) => (busy += record.state === "landed" ? 0 : 1));
+      let room = entry.checked ? Math.max(1, Math.floor(entry.window / d.partSize)) : 1;
+      if (!entry.checked && d.parts.has(1)) room = 0;
+      for (let part = 1; part <= d.count && busy < room; part++) {
+        if (d.parts.has(part)) continue;
+        busy += 1;
+        this.sendPart(entry, d, part);
+      }
+    }
+
+    // One part: read it, hash it, get its URL, PUT it, report it. A file that cannot be read
+    // fails as on the socket (read_failed); a PUT that fails is reported to the server, which
+    // aborts the upload and answers with upload_error.
+    async sendPart(entry, d, part) {
+      const record = { state: "reading" };
+      d.parts.set(part, record);
+      const start = (part - 1) * d.partSize;
+      let body;
+      try {
+        body = await readExactly(entry, start, Math.min(entry.size, start + d.partSize));
+      } catch (error) {
+        if (entry.direct === d && entry.status === "uploading") {
+          this.live.send({ t: "upload_cancel", ref: entry.ref });
+          console.warn("djust: " + entry.name + " could not be read:", error);
+          this.failed(entry, "read_failed", this.t("read_failed"));
+        }
+        return;
+      }
+      try {
+        if (!(window.crypto && crypto.subtle)) throw new Error("SHA-256 needs an https page");
+        const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+        record.checksum = btoa(String.fromCharCode.apply(null, digest));
+        const signed = await new Promise((resolve, reject) => {
+          record.sign = resolve;
+          d.abort.signal.addEventListener("abort", () => reject(new Error("cancelled")));
+          this.askPart(entry, part, record);
+        });
+        record.state = "putting";
+        const response = await this.putPart(signed, body, d);
+        record.etag = response.headers.get("ETag");
+        if (!record.etag) throw new Error("the bucket's CORS rules do not expose ETag");
+      } catch (error) {
+        if (d.abort.signal.aborted || entry.direct !== d) return; // cancelled, or started again
+        record.state = "failed";
+        const reason = error instanceof TypeError ? "the bucket cannot be reached (network or CORS)" : "";
+        const message = (error && error.message) || String(error);
+        this.live.send({ t: "upload_part", ref: entry.ref, part: part, error: reason || message });
+        return;
+      }
+      record.state = "landed";
+      this.reportPart(entry, part, record);
+      this.sendParts(entry);
+    }
+
+    askPart(entry, part, record) {
+      record.state = "signing";
+      this.live.send({ t: "upload_presign", ref: entry.ref, part: part, checksum: record.checksum });
+    }
+
+    presigned(entry, m) {
+      const record = entry.direct && entry.direct.parts.get(m.part);
+      if (!record || !record.sign) return;
+      const resolve = record.sign;
+      record.sign = null;
+      resolve(m);
+    }
+
+    reportPart(entry, part, record) {
+      this.live.send({ t: "upload_part", ref: entry.ref, part: part, etag: record.etag, checksum: record.checksum });
+    }
+
+    // A dropped connection or the bucket's 5xx is tried twice more; any other answer (an
+    // expired URL, a bad digest: S3 names it in <Code>) is final.
+    async putPart(signed, body, d) {
+      for (let attempt = 0; ; attempt++) {
+        let response = null;
+        let problem;
+        try {
+          const init = { method: "PUT", body: body, headers: signed.headers || {}, signal: d.abort.signal };
+          response = await fetch(signed.url, init);
+          if (response.ok) return response;
+          const code = /<Code>([^<]*)<\/Code>/.exec(await response.text());
+          problem = new Error("the bucket answered " + response.status + (code ? " " + code[1] : ""));
+        } catch (error) {
+          if (d.abort.signal.aborted) throw error;
+          problem = error;
+        }
+        if (attempt >= 2 || (response && response.status < 500)) throw problem;
+        await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+      }
+    }
+
+    stopParts(entry) {
+      if (entry.direct) entry.direct.abort.abort();
     }
 
     setProgress(entry, progress) {
@@ -1516,6 +1657,7 @@
     }
 
     remove(entry) {
+      this.stopParts(entry);
       this.entries.delete(entry.ref);
       for (const className of ["upload-preview-item", "upload-progress-item"]) {
         for (const item of this.items(className, entry)) {
