@@ -438,10 +438,13 @@ class LiveViewTestClient:
         self._thread.join(5)
         self._loop.close()
         from djust.transport import threads
+        from djust.uploads import resume
 
         # The views ran on the process's shared threads: end them, so that no database
         # connection of this test (a transaction, an in-memory database) reaches the next one.
         threads.reset()
+        # Uploads whose connection closed would wait for a page to resume them: none will.
+        resume.reset()
 
 
 class LiveViewSession:

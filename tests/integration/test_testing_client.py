@@ -106,3 +106,14 @@ def test_a_secure_page_has_a_secure_request_over_the_socket(client):
 def test_a_plain_page_has_a_plain_request_over_the_socket(client):
     view = client.get("/t/dj/answers/")
     assert "<p id='scheme'>http False</p>" in view.html
+
+
+def test_closing_the_client_leaves_no_upload_waiting_to_be_resumed(settings, tmp_path, db):
+    """With resume on (the default), a test's uploads do not outlive its client."""
+    uploads = tmp_path / "uploads"
+    settings.DJUST = {**settings.DJUST, "UPLOAD_DIR": str(uploads), "UPLOAD_RESUME_TTL": 600}
+    client = LiveViewTestClient()
+    view = client.get("/profile/")
+    assert view.upload("avatar", "me.png", PNG, "image/png").status == "complete"
+    client.close()
+    assert [p.name for p in uploads.iterdir() if p.name != ".djust-id"] == []
