@@ -554,14 +554,8 @@ async def _check_first(link: resume.Link, etag: str, checksum: str) -> None:
             entry, _checks(entry, upload), entry.config, head, final=len(head) == entry.client_size
         )
         await upload.run(upload.start_parts, head, etag, checksum)
-    except Closed:
-        return
-    except DjustError as error:
-        await _failed(link, error)
-        return
     except Exception as exc:
-        logger.exception("checking part 1 of %r failed", upload)
-        await _failed(link, WriteFailed(f"cannot store {entry.client_name}: {exc}"))
+        await _failed_by(link, exc, "checking part 1")
         return
     upload.checking, upload.checked = False, True
     entry.received = upload.size
@@ -580,14 +574,8 @@ async def _complete(link: resume.Link, call: Callable[[], None]) -> None:
     upload = _upload(entry)
     try:
         await upload.run(call)
-    except Closed:
-        return
-    except DjustError as error:
-        await _failed(link, error)
-        return
     except Exception as exc:
-        logger.exception("completing %r failed", upload)
-        await _failed(link, WriteFailed(f"cannot store {entry.client_name}: {exc}"))
+        await _failed_by(link, exc, "completing")
         return
     if upload.timer is not None:
         upload.timer.cancel()
@@ -606,6 +594,18 @@ async def _complete(link: resume.Link, call: Callable[[], None]) -> None:
                     entry.finish(None)  # type: ignore[arg-type]
                     await channel._completed(entry)
                 return
+
+
+async def _failed_by(link: resume.Link, exc: Exception, doing: str) -> None:
+    """What the bucket's work raised: nothing for an upload that closed meanwhile, the typed
+    error as it is, anything else as ``write_failed`` (logged with its traceback)."""
+    if isinstance(exc, Closed):
+        return
+    if not isinstance(exc, DjustError):
+        entry = link.entry
+        logger.exception("%s %r failed", doing, _upload(entry), exc_info=exc)
+        exc = WriteFailed(f"cannot store {entry.client_name}: {exc}")
+    await _failed(link, exc)
 
 
 async def _failed(link: resume.Link, error: DjustError) -> None:
