@@ -11,6 +11,7 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
+from bench import sinks
 from djust.asgi import get_asgi_application
 
 SINK_PATH = "/bench/sink/"
@@ -38,5 +39,7 @@ async def sink(scope: dict[str, Any], receive: Any, send: Any) -> None:
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "websocket" and scope["path"] == SINK_PATH:
         await sink(scope, receive, send)
+    elif scope["type"] in ("http", "websocket") and scope["path"].startswith(sinks.PREFIX):
+        await sinks.application(scope, receive, send)
     else:
         await djust_app(scope, receive, send)

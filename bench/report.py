@@ -386,8 +386,9 @@ def markdown(results: dict[str, Any]) -> str:
     )
     w("")
     w(
-        "The client keeps up to one window (`UPLOAD_WINDOW`, 2 MiB by default) of chunks in "
-        "flight, as djust.js does; the verdict comes with the first chunk, after which the "
+        "Until the first bytes pass the content checks, the client keeps at most the first "
+        "window in flight (`min(UPLOAD_WINDOW, 4 × chunk_size)`, 256 KiB by default), as "
+        "djust.js does; the verdict comes with the first chunk, after which the "
         "server writes nothing of the file and drops the chunks still arriving. By the time "
         "the error is back at the client, the rest of the window has already crossed the "
         "socket, which is what the target counts."

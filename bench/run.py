@@ -47,21 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import clients, report, resume, servers  # noqa: E402
-from bench.cdp import Chromium  # noqa: E402
+from bench.cdp import CHROMIUM, CHROMIUM_ARGS, Chromium  # noqa: E402
 from bench.servers import MIB, BenchServer, Meter, PeerServer, Pinger  # noqa: E402
 
 GIB = 1024 * MIB
 WORK = ROOT / "bench" / ".work"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # as tests/conftest.py
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 EXE_HEADER = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00" + bytes(14)
 
 
@@ -797,6 +787,10 @@ def main() -> None:
     results["summary"] = summary
     args.json.write_text(json.dumps(results, indent=1) + "\n")
     text = report.markdown(results)
+    if args.out.exists():  # its section "Every engine" is bench/engines.py's: kept
+        from bench.engines import kept
+
+        text = kept(args.out.read_text(), text)
     args.out.write_text(text)
     print(text)
     log(f"done in {results['minutes']:.1f} min: {args.out}, {args.json}")

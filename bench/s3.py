@@ -56,7 +56,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from bench.cdp import Chromium  # noqa: E402
+from bench.cdp import CHROMIUM, CHROMIUM_ARGS, Chromium  # noqa: E402
 from bench.clients import djust_client, djust_upload, saved_line  # noqa: E402
 from bench.servers import MIB, BenchServer, Meter, cpu_seconds  # noqa: E402
 from tests.s3server import S3Server  # noqa: E402
@@ -73,16 +73,6 @@ WAYS = {
     "b-chromium": ("tmp", "socket + temp file + default_storage.save (Chromium)"),
     "c": ("direct", "direct to S3 from Chromium (S3Direct)"),
 }
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # as tests/conftest.py
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 # The clock starts at the input's change event; the page clicks Save once the upload is
 # complete, and the clock stops when the saved line shows.
 INIT = """

@@ -59,7 +59,12 @@ window.addEventListener("djust:disconnected", () => {
       return undefined;
     } else {
       window.__passed += 1;
-      window.__offsets.push(Number(new DataView(data.buffer, data.byteOffset).getBigUint64(5)));
+      // A run is a Blob in Chromium (a typed array in WebKit): its offset is bytes 5-12.
+      const at = window.__offsets.push(-1) - 1;
+      const head = data instanceof Blob
+        ? data.slice(5, 13).arrayBuffer()
+        : Promise.resolve(data.buffer.slice(data.byteOffset + 5, data.byteOffset + 13));
+      head.then((b) => { window.__offsets[at] = Number(new DataView(b).getBigUint64(0)); });
     }
     return send.call(this, data);
   };

@@ -8,6 +8,7 @@ looks at it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from pathlib import Path
@@ -89,6 +90,18 @@ BROKEN_IMAGES = """() => Array.from(document.querySelectorAll("[dj-upload-previe
 
 
 # -- files ---------------------------------------------------------------------------------
+
+
+# Binary frames leave one at a time, the given number of milliseconds apart.
+SPACE_FRAMES = """(ms) => {
+  const send = WebSocket.prototype.send;
+  let chain = Promise.resolve();
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === "string") return send.call(this, data);
+    chain = chain.then(() => new Promise((r) => setTimeout(r, ms)))
+      .then(() => send.call(this, data));
+  };
+}"""
 
 
 def text_bytes(size: int) -> bytes:
@@ -233,17 +246,7 @@ def test_speed_and_time_left_are_the_servers_measure(ui, server, tmp_path):
     name = unique("slow", ".txt")
     open_view(page, server, "/t/late-containers/")
     # Chunk frames leave one at a time, a quarter of a second apart: the server measures a rate.
-    page.evaluate(
-        """() => {
-          const send = WebSocket.prototype.send;
-          let chain = Promise.resolve();
-          WebSocket.prototype.send = function (data) {
-            if (typeof data === "string") return send.call(this, data);
-            chain = chain.then(() => new Promise((r) => setTimeout(r, 250)))
-              .then(() => send.call(this, data));
-          };
-        }"""
-    )
+    page.evaluate(SPACE_FRAMES, 250)
 
     page.set_input_files("input[dj-upload=any]", write(tmp_path, name, text_bytes(3_500_000)))
     text = progress_item(page, name).first.locator(".upload-progress-text")
@@ -253,6 +256,48 @@ def test_speed_and_time_left_are_the_servers_measure(ui, server, tmp_path):
     scale = {"B": 1, "KB": 1000, "MB": 1000 * 1000}[unit]
     rates = page.evaluate("window.__rates")  # as the server sent them in upload_ack
     assert any(abs(rate / scale - float(value)) <= 0.051 for rate in rates), (value, unit, rates)
+
+
+def test_the_bar_is_redrawn_at_most_four_times_a_second_and_ends_full(ui, server, tmp_path):
+    page = ui
+    name = unique("steady", ".txt")
+    open_view(page, server, "/t/big-upload/")
+    # Runs leave a tenth of a second apart, so acks (and whole percents) come several times in
+    # each quarter of a second; every change of the bar's width is recorded with its time.
+    page.evaluate(SPACE_FRAMES, 100)
+    page.evaluate(
+        """() => {
+          window.__widths = [];
+          window.__percents = new Set();
+          window.addEventListener("djust:upload:progress", (e) => {
+            window.__percents.add(e.detail.progress);
+          });
+          new MutationObserver((records) => {
+            for (const r of records) {
+              const width = r.target.style.width;
+              const last = window.__widths[window.__widths.length - 1];
+              if (!last || last[1] !== width) window.__widths.push([performance.now(), width]);
+            }
+          }).observe(document.body, { subtree: true, attributeFilter: ["style"] });
+        }"""
+    )
+
+    page.set_input_files("input[dj-upload=big]", write(tmp_path, name, text_bytes(24 * 1024**2)))
+    item = progress_item(page, name).first
+    expect(item).to_have_class(re.compile(r"\bupload-complete\b"), timeout=30_000)
+
+    widths = page.evaluate("window.__widths")
+    assert widths[-1][1] == "100%"
+    assert box(item.locator(".upload-progress-bar"))["width"] == pytest.approx(
+        box(item.locator(".upload-progress-track"))["width"]
+    )
+    # The page heard of many more percents than the bar was drawn for...
+    assert page.evaluate("window.__percents.size") > len(widths) + 5
+    # ...and was drawn several times on the way, never twice within a quarter of a second, but
+    # for the last drawing (the status changed to complete, which is drawn at once).
+    steps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(widths[:-1])]
+    assert len(steps) >= 3, widths
+    assert min(steps) >= 240, widths
 
 
 # -- refusals ------------------------------------------------------------------------------
@@ -439,9 +484,12 @@ def test_the_defaults_follow_the_color_scheme_and_reduced_motion(ui, server, tmp
         return locator.evaluate(f"(el) => getComputedStyle(el).{prop}")
 
     assert style(item, "backgroundColor") == "rgb(255, 255, 255)"
-    assert style(bar, "transitionDuration") == "0.2s"
+    assert style(bar, "transitionDuration") == "0s"  # drawn in steps, never sliding
+    item.evaluate("(item) => item.classList.add('upload-paused')")  # as while offline
+    assert style(bar, "animationName") == "djust-paused"
     page.emulate_media(color_scheme="dark", reduced_motion="reduce")
-    assert style(bar, "transitionDuration") == "0s"
+    assert style(bar, "animationName") == "none"
+    item.evaluate("(item) => item.classList.remove('upload-paused')")
     # A page that stays light keeps light items, as it keeps light form controls...
     assert style(item, "backgroundColor") == "rgb(255, 255, 255)"
     # ...and one that says it can be dark gets dark ones for a reader who prefers dark.

@@ -146,12 +146,20 @@ def test_mounted_carries_the_warning_for_the_console_under_debug_only(servers):
 
 def test_gunicorns_own_asgi_worker_is_warned_about_once(servers):
     server = servers.get("gunicorn-asgi")
-
-    async def mount_twice() -> None:
-        for _ in range(2):
-            browser = await Browserlike.connect(server)
-            await browser.mount()
-            await browser.client.close()
-
-    run_async(mount_twice())
+    run_async(mount_twice(server))
     assert server.log_text().count("-k djust.workers.UvicornWorker") == 1
+
+
+async def mount_twice(server) -> None:
+    for _ in range(2):
+        browser = await Browserlike.connect(server)
+        await browser.mount()
+        await browser.client.close()
+
+
+def test_hypercorn_which_carries_uploads_at_half_speed_is_named_once_with_the_fix(servers):
+    server = servers.start("hypercorn")
+    run_async(mount_twice(server))
+    log = server.log_text()
+    assert log.count("this process is hypercorn") == 1
+    assert "djust_serve" in log.split("this process is hypercorn")[1]

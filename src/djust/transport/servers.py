@@ -37,6 +37,16 @@ SLOW_WORKER = (
     "gunicorn with djust's worker class instead: -k djust.workers.UvicornWorker"
 )
 
+# Servers that carry uploads at half uvicorn's speed or less with their own defaults, deflate
+# apart (bench/server_matrix.py, docs/deployment.md "What each does with an upload").
+SLOW_SERVERS: dict[str, str] = {
+    "hypercorn": (
+        "this process is hypercorn, whose WebSocket spends about 2.5x the CPU per uploaded byte "
+        "that uvicorn's does: uploads run at about half the speed they reach under uvicorn. "
+        "For uploads, serve with manage.py djust_serve or gunicorn -k djust.workers.UvicornWorker"
+    ),
+}
+
 _warned: set[str] = set()  # what this process has warned about
 
 
@@ -87,6 +97,8 @@ def mount_notices(deflate: bool) -> dict[str, Any]:
     server = detect()
     if server == "gunicorn-asgi":
         _warn_once("gunicorn-asgi", SLOW_WORKER)
+    elif server in SLOW_SERVERS:
+        _warn_once(server, SLOW_SERVERS[server])
     if not deflate:
         return {}
     text = deflate_warning(server)

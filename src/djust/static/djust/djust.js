@@ -609,11 +609,18 @@
   /* --------------------------------------------------------------- uploads */
 
   // Chunks travel in runs: one message of as many whole chunks as the window and the server's
-  // largest message allow, read from the file just before it is sent. Chromium pays per
-  // WebSocket message: 1 MiB runs carry more than 64 KiB messages (docs/performance.md). The
-  // page reads the bytes itself (ArrayBuffers, not Blob messages): a file that can no longer be
-  // read then fails its own upload (read_failed), where a Blob message would close the socket.
+  // largest message allow (engines pay per WebSocket message: 64 KiB messages carry a third of
+  // what 1 MiB ones do). Firefox and Chromium send each run as a Blob of header and file slice:
+  // the engine reads the file as it sends, off the page's thread (Firefox: a third of the CPU
+  // and twice the speed of ArrayBuffers; docs/performance.md, "Every engine"). A Blob they
+  // cannot read any more (the file changed on disk) closes the socket, so the pump first reads
+  // the file's last byte itself, where a change shows as a failed read. WebKit sends a Blob of a
+  // file cut within the second it was picked padded with zeros: there, and for a file whose
+  // Blob runs met two drops, the page reads each run itself and sends an ArrayBuffer. A short or
+  // refused read fails that one upload (read_failed).
+  const BLOB_RUNS = /(Firefox|Chrome)\/\d/.test(navigator.userAgent); // HeadlessChrome too
   const FRAME_RUN = 0x02;
+  const PAINT_EVERY = 250; // ms between two drawings of an uploading file's progress item
   const DEFAULT_MAX_FRAME = 1024 * 1024 + 64;
   const MAX_STREAMING = 3; // per connection, unless the server allows fewer
 
@@ -622,15 +629,20 @@
   // within the second it was picked with zeros); the size and time are checked again first where
   // the engine looks at the disk for them.
   async function readExactly(entry, start, end) {
-    const file = entry.file;
-    if (file.size !== entry.size || file.lastModified !== entry.lastModified) {
-      throw new Error("the file's size or modification time changed");
-    }
-    const bytes = await new Response(file.slice(start, end)).arrayBuffer();
+    unchanged(entry);
+    const bytes = await new Response(entry.file.slice(start, end)).arrayBuffer();
     if (bytes.byteLength !== end - start) {
       throw new Error("read " + bytes.byteLength + " of " + (end - start) + " bytes at " + start);
     }
     return bytes;
+  }
+
+  // Before each read or Blob run: the size and time the file had when it was picked.
+  function unchanged(entry) {
+    const file = entry.file;
+    if (file.size !== entry.size || file.lastModified !== entry.lastModified) {
+      throw new Error("the file's size or modification time changed");
+    }
   }
 
   // Files the server keeps for a while after the page lost them (a reload, a closed tab): picked
@@ -735,7 +747,7 @@
 :where(.upload-progress-name) { grid-column: 1; grid-row: 1; font-weight: 600; overflow-wrap: anywhere; }
 :where(.upload-progress-item > .upload-cancel) { grid-column: 2; grid-row: 1; }
 :where(.upload-progress-track) { grid-column: 1 / -1; height: 0.5rem; border-radius: 999px; background: #e1e5ea; overflow: hidden; }
-:where(.upload-progress-bar) { width: 0; height: 100%; border-radius: inherit; background: #0969da; transition: width 0.2s ease-out; }
+:where(.upload-progress-bar) { width: 0; height: 100%; border-radius: inherit; background: #0969da; }
 :where(.upload-progress-text) { grid-column: 1 / -1; color: #59636e; font-size: 0.8125rem; font-variant-numeric: tabular-nums; }
 :where(.upload-complete .upload-progress-bar) { background: #1a7f37; }
 :where(.upload-paused .upload-progress-bar) { background: #9a6700; animation: djust-paused 1s ease-in-out infinite alternate; }
@@ -1210,6 +1222,10 @@
           entry.status = "uploading";
           entry.sent = entry.acked = offset;
           entry.ahead = null;
+          // Registered again after a drop. A Blob run the engine could not read closes the socket
+          // (a change the probe of the last byte did not see): after a second drop, the page
+          // reads the file itself, so that such a file fails as read_failed instead of looping.
+          if (entry.blobs) entry.reads = (entry.drops = (entry.drops || 0) + 1) >= 2;
           entry.progress = entry.size ? Math.floor((offset * 100) / entry.size) : 0;
           this.report(entry, true);
           if (m.external) this.startParts(entry, m);
@@ -1269,12 +1285,27 @@
       entry.pumping = true;
       const attempt = entry.attempt; // a reconnect starts the file again: this pump then stops
       const run = Math.max(1, Math.floor((this.maxFrame - HEADER_SIZE) / entry.chunkSize));
+      let probed = false;
       try {
         while (entry.status === "uploading" && entry.attempt === attempt && entry.sent < entry.size) {
           // The server enforces the window: offset + length - acked <= window.
           const limit = Math.min(entry.size, entry.acked + entry.window, entry.sent + run * entry.chunkSize);
           const end = limit === entry.size ? limit : entry.sent + Math.floor((limit - entry.sent) / entry.chunkSize) * entry.chunkSize;
           if (end <= entry.sent) break; // not a whole chunk of room: the next ack brings more
+          if (BLOB_RUNS && !entry.reads) {
+            // The file's last byte, read once per pass: it fails where a Blob would close the
+            // socket, for a file cut short (Firefox) or modified (Chromium) since it was picked.
+            if (!probed) {
+              await readExactly(entry, entry.size - 1, entry.size);
+              probed = true;
+              if (entry.status !== "uploading" || entry.attempt !== attempt) break;
+            }
+            unchanged(entry);
+            entry.blobs = true;
+            this.live.sendBinary(new Blob([this.header(entry), entry.file.slice(entry.sent, end)]));
+            entry.sent = end;
+            continue;
+          }
           const frame = new Uint8Array(HEADER_SIZE + end - entry.sent);
           frame.set(new Uint8Array(this.header(entry)));
           const reading = this.read(entry, entry.sent, end);
@@ -1466,12 +1497,15 @@
     }
 
     // djust:upload:progress on every whole percent, at least every 100 ms, and on status changes.
+    // The page's progress items are drawn on status changes and at most every PAINT_EVERY ms
+    // (the last figure drawn when the time is up): a bar redrawn on every percent of a fast
+    // upload costs the browser more than the upload itself (docs/performance.md, "Every engine").
     report(entry, force) {
       const now = Date.now();
       if (!force && entry.progress === entry.reported && now - entry.reportedAt < 100) return;
       entry.reported = entry.progress;
       entry.reportedAt = now;
-      this.renderProgress(entry);
+      this.paint(entry, force, now);
       if (force) this.renderPreview(entry);
       emit("djust:upload:progress", {
         ref: entry.ref,
@@ -1594,6 +1628,18 @@
       for (const item of this.items("upload-progress-item", entry)) this.renderProgressItem(item, entry);
     }
 
+    paint(entry, force, now) {
+      const wait = PAINT_EVERY - (now - (entry.paintedAt || 0));
+      if (force || wait <= 0) {
+        clearTimeout(entry.painting);
+        entry.painting = null;
+        entry.paintedAt = now;
+        this.renderProgress(entry);
+      } else if (!entry.painting) {
+        entry.painting = setTimeout(() => this.paint(entry, true, Date.now()), wait);
+      }
+    }
+
     // While the socket is down, a file that waits for it or was cut off is paused.
     paused(entry) {
       return entry.status === "paused" || (entry.status === "queued" && !this.live.mounted);
@@ -1658,6 +1704,7 @@
 
     remove(entry) {
       this.stopParts(entry);
+      clearTimeout(entry.painting);
       this.entries.delete(entry.ref);
       for (const className of ["upload-preview-item", "upload-progress-item"]) {
         for (const item of this.items(className, entry)) {
