@@ -313,6 +313,42 @@ def test_an_upload_offline_longer_than_its_grace_period_fails_with_resume_expire
     assert server.temp_files() == []
 
 
+def kept_files(server, token: str) -> list[str]:
+    """The files the server keeps for the upload ``token`` names."""
+    entry_id = token.rsplit(".", 1)[1]
+    return [name for name in server.temp_files() if entry_id in name]
+
+
+def test_a_file_cancelled_while_paused_is_let_go_by_the_server_once_back(
+    resume_page, resume_server, tmp_path
+):
+    page = resume_page
+    open_view(page, resume_server, PAGE)
+    pick_held(page, tmp_path)
+    (registered,) = page.evaluate("window.__registered")
+    release(page)
+    page.context.set_offline(True)
+    drop_socket(page)
+    expect(item(page).locator(".upload-progress-text")).to_have_text(PAUSED)
+    assert kept_files(resume_server, registered["resume"])  # kept for the page, for a minute
+
+    item(page).locator(".upload-cancel").click()
+    expect(item(page)).to_have_count(0)
+    page.context.set_offline(False)
+    connected(page)
+
+    page.wait_for_function("window.__sent.some((m) => m.t === 'upload_cancel')", timeout=20_000)
+    page.wait_for_function(f"{UPLOADS}.abandoned.size === 0")
+    assert kept_files(resume_server, registered["resume"]) == []  # gone now, not in a minute
+    cancel = sent(page, "upload_cancel")[-1]
+    again = sent(page, "upload_register")[-1]
+    assert again["resume"] == registered["resume"] and "fallback" not in again
+    assert cancel["ref"] == again["ref"]
+    assert page.evaluate("window.__events.error") == []  # nothing for the person to see
+    assert item(page).count() == 0
+    assert page.evaluate("localStorage.getItem('djust-resume')") in (None, "[]")
+
+
 def test_an_upload_cut_off_mid_way_continues_from_the_servers_offset(
     resume_page, resume_server, tmp_path
 ):

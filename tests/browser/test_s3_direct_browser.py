@@ -1,4 +1,4 @@
-"""Direct to S3 from Chromium: the page PUTs the parts to the bucket, across origins (CORS).
+"""Direct to S3 from the browser: the page PUTs the parts to the bucket, across origins (CORS).
 
 The bucket is moto's S3 server with its blanket CORS turned off (``MOTO_DISABLE_GLOBAL_CORS``),
 so that it answers preflights and PUTs by the bucket's own CORS rules, as S3 does. The page's
@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import make_server
 from tests.s3server import S3Server
 
+from .test_engines import open_view, wait_complete
 from .test_uploads_browser import png_bytes, unique, write
 
 pytestmark = pytest.mark.browser
@@ -244,4 +245,44 @@ def test_parts_that_land_while_the_socket_is_down_are_reported_when_it_is_back(
     page.click("#store")
     expect(page.locator("#saved")).to_contain_text("S3DirectUpload")
     key = page.locator("#saved").inner_text().strip().splitlines()[-1].split(" ")[0]
+    assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+
+
+# -- every engine ------------------------------------------------------------------------------
+
+# The page's binary socket messages and its PUTs' answers, from here on (after the page loaded).
+RECORD = """(() => {
+  window.__binary = 0;
+  window.__landed = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data !== "string") window.__binary += 1;
+    return send.call(this, data);
+  };
+  const fetch = window.fetch;
+  window.fetch = function (url, init) {
+    const answer = fetch.apply(this, arguments);
+    if (init && init.method === "PUT") answer.then((r) => window.__landed.push(r.status));
+    return answer;
+  };
+  return true;
+})()"""
+
+
+def test_every_engine_puts_the_parts_straight_to_the_bucket(engine_page, site, bucket, tmp_path):
+    page = engine_page
+    allow(bucket, site.url)
+    open_view(page, site.url + "/t/uploads-s3-direct/")
+    page.evaluate(RECORD)
+    name = unique("photo", ".png")
+    data = png_bytes(24, 16, padding=12 * MiB)  # three parts of 5 MiB at most
+    page.set_files("#pick", [write(tmp_path, name, data)])
+
+    wait_complete(page, name, timeout=60)
+    assert page.evaluate("window.__binary") == 0  # no byte went over the socket
+    assert page.evaluate("window.__landed") == [200, 200, 200]
+    assert page.wait_for("document.querySelector('.upload-preview-item img')?.naturalWidth")
+    page.click("#store")
+    page.wait_for("document.querySelector('#saved')?.textContent.includes('S3DirectUpload')")
+    key = page.text_of("#saved").strip().splitlines()[-1].split(" ")[0]
     assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data

@@ -816,7 +816,8 @@ def test_cancel_by_handler_tells_the_client_removes_the_file_and_ignores_late_ch
         reply = await client.event("cancel_entry", ref=ref)
         assert any(m["t"] == "upload_cancelled" and m["ref"] == ref for m in client.received)
         assert entry_li(reply["html"], ref) is None
-        assert temp not in live.server.temp_files()
+        # The file goes on the entry's lane (never on the event loop), right after.
+        assert await wait_until(lambda: temp not in live.server.temp_files(), timeout=1)
         mark = len(client.received)
         await send_chunk(client, ref, 16_000, bytes(16_000))
         assert await quiet_since(client, mark) == []
@@ -847,7 +848,8 @@ def test_cancel_by_the_client_message(live):
         assert cancelled["ref"] == ref
         await client.ping()
         assert entry_li(client.html, ref) is None
-        assert temp not in live.server.temp_files()
+        # The file goes on the entry's lane (never on the event loop), right after.
+        assert await wait_until(lambda: temp not in live.server.temp_files(), timeout=1)
         mark = len(client.received)
         await send_chunk(client, ref, 16_000, bytes(16_000))
         assert await quiet_since(client, mark) == []

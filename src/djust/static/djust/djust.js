@@ -844,6 +844,9 @@
       this.live = live;
       this.configs = {};
       this.entries = new Map(); // ref -> entry
+      // Files the server keeps that the person cancelled before the page attached them again:
+      // ref -> their upload_register, sent once mounted; the server's answer is cancelled.
+      this.abandoned = new Map();
       this.nextRef = 0;
       this.waiters = [];
       this.maxStreaming = MAX_STREAMING;
@@ -1185,9 +1188,12 @@
 
     // upload_register; with the entry's resume token, the server attaches the entry it keeps.
     register(entry) {
-      this.live.send({
+      this.live.send({ ...this.registration(entry), id: this.live.nextId++ });
+    }
+
+    registration(entry) {
+      return {
         t: "upload_register",
-        id: this.live.nextId++,
         name: entry.uploadName,
         ref: entry.ref,
         client_name: entry.name,
@@ -1197,10 +1203,29 @@
         client_path: relativePath(entry.file) || undefined, // folder uploads only
         resume: entry.resume || undefined,
         fallback: entry.resume && entry.fallback ? true : undefined,
-      });
+      };
+    }
+
+    // A file the server keeps for a connection that closed (or for the page before a reload),
+    // cancelled before the page attached it again: once mounted, the page attaches it by its
+    // token and cancels it at once, so that the server lets its bytes and quota go now rather
+    // than at the end of its grace period. Never a fallback: a file that is gone stays gone.
+    abandon(entry) {
+      const message = { ...this.registration(entry), fallback: undefined };
+      this.abandoned.set(entry.ref, message);
+      if (this.live.mounted) this.live.send({ ...message, id: this.live.nextId++ });
+    }
+
+    reclaim(m) {
+      if (m.t === "upload_registered") {
+        this.live.send({ t: "upload_cancel", ref: m.ref });
+      } else if (["upload_error", "upload_cancelled", "upload_consumed"].includes(m.t)) {
+        this.abandoned.delete(m.ref); // gone from the server, or never there any more
+      }
     }
 
     receive(m) {
+      if (this.abandoned.has(m.ref)) return this.reclaim(m);
       const entry = this.entries.get(m.ref);
       if (!entry) return;
       switch (m.t) {
@@ -1689,10 +1714,15 @@
     cancel(ref) {
       const entry = this.entries.get(ref);
       if (!entry) return;
-      // Never resumed after a reload; the server drops what it keeps when its time is up.
+      // A file the server keeps but this connection has not attached (paused, waiting for its
+      // turn, or complete while the socket is down) is attached by its token, then cancelled.
+      const kept =
+        entry.resume &&
+        (this.paused(entry) || entry.status === "queued" || (entry.status === "complete" && !this.live.mounted));
+      if (kept) this.abandon(entry);
+      // Never resumed after a reload.
       this.forget(entry);
-      // A paused file belonged to the connection that closed: the new one never heard of it.
-      if (!["pending", "queued", "paused", "error"].includes(entry.status)) {
+      if (!kept && !["pending", "queued", "paused", "error"].includes(entry.status)) {
         this.live.send({ t: "upload_cancel", ref: ref });
       }
       if (!entry.refused) {
@@ -1792,6 +1822,7 @@
     // slot that uploads on submit, at the next submit: the one in flight was dropped).
     connected() {
       this.pausedAnnounced = false;
+      for (const message of this.abandoned.values()) this.live.send({ ...message, id: this.live.nextId++ });
       this.entries.forEach((entry) => {
         if (entry.status === "complete" && entry.resume) {
           this.register(entry);
