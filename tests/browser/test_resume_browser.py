@@ -349,6 +349,33 @@ def test_a_file_cancelled_while_paused_is_let_go_by_the_server_once_back(
     assert page.evaluate("localStorage.getItem('djust-resume')") in (None, "[]")
 
 
+def test_files_cancelled_while_paused_do_not_crowd_out_the_others_once_back(
+    resume_page, resume_server, tmp_path
+):
+    page = resume_page
+    open_view(page, resume_server, "/t/late-containers/")  # slot "any": up to 8 files
+    page.evaluate("window.__pass = 0")  # registered, but no byte reaches the server
+    names = [unique(f"six{i}", ".txt") for i in range(6)]
+    page.set_input_files("#pick", [write(tmp_path, n, text_bytes(1_000_000)) for n in names])
+    # Three stream (the client's limit), three wait for their turn.
+    page.wait_for_function("window.__registered.length === 3")
+    page.context.set_offline(True)
+    drop_socket(page)
+    streaming = [m["ref"] for m in page.evaluate("window.__registered")]
+    for ref in streaming[:2]:
+        page.locator(f".upload-progress-item[data-ref='{ref}'] .upload-cancel").first.click()
+    release(page)
+    page.context.set_offline(False)
+    connected(page)
+
+    # The server's limit is four unfinished uploads per connection: the two cancelled files
+    # hold a place until they are cancelled, and the three waiting ones take theirs after them.
+    items = page.locator("[id^=progress-] .upload-progress-item[data-status=complete]")
+    expect(items).to_have_count(4, timeout=20_000)
+    assert page.evaluate("window.__events.error") == []
+    assert len(sent(page, "upload_cancel")) == 2
+
+
 def test_an_upload_cut_off_mid_way_continues_from_the_servers_offset(
     resume_page, resume_server, tmp_path
 ):

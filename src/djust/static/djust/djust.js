@@ -1172,7 +1172,7 @@
     // Start queued entries while fewer than MAX_STREAMING are streaming.
     schedule() {
       if (!this.live.mounted) return;
-      let streaming = 0;
+      let streaming = this.abandoned.size; // each holds a place on the server until cancelled
       this.entries.forEach((e) => {
         if (e.status === "registering" || e.status === "uploading") streaming += 1;
       });
@@ -1221,6 +1221,7 @@
         this.live.send({ t: "upload_cancel", ref: m.ref });
       } else if (["upload_error", "upload_cancelled", "upload_consumed"].includes(m.t)) {
         this.abandoned.delete(m.ref); // gone from the server, or never there any more
+        this.schedule();
       }
     }
 
