@@ -509,6 +509,14 @@ LABS: dict[str, list[Kind]] = {
         djust("paint0", ui="slide"),
         djust("paint1000", ui="slide"),
     ],
+    # What each Blob run's checks cost in Chromium: the size and time (nocheck), the probe.
+    "checks": [
+        djust(),
+        djust("nocheck"),
+        djust("noprobe"),
+        djust("nocheck_noprobe"),
+        ws(MIB, 8 * MIB, "blob"),
+    ],
     # The HTTP lane's ceiling.
     "lane": [
         djust(),

@@ -254,6 +254,7 @@ class _Hub:
                         self.loop.create_task(self._listen()),
                         self.loop.create_task(self._keep()),
                     ]
+                    broadcasts.Restarts.watch(self.layer, self)
                 await asyncio.wait_for(
                     self.layer.group_add(watch.group, self.channel), LAYER_TIMEOUT
                 )
@@ -307,6 +308,11 @@ class _Hub:
                 await asyncio.wait_for(self.layer.group_discard(group, self.channel), LAYER_TIMEOUT)
             except Exception as exc:
                 logger.warning("djust: leaving %s failed: %s: %s", group, _name(exc), exc)
+
+    def server_restarted(self) -> None:
+        """The layer's server restarted and has forgotten the groups: join them again."""
+        self.joined.clear()
+        self._retry.set()
 
     def deliver(self, message: dict[str, Any]) -> None:
         for watch in list(self.watches.get(message.get("group", ""), ())):

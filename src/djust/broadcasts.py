@@ -15,8 +15,9 @@ import contextvars
 import json
 import logging
 import re
+import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -33,6 +34,9 @@ _GROUP = re.compile(r"[A-Za-z0-9_.\-]{1,80}")
 RENEW_EVERY = 3600.0
 # While the layer's server is unreachable, a view tries again after 0.5 s, 1 s, 2 s ... 30 s.
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+# How often a process asks the layer's Redis servers who they are (one INFO each): a server
+# restarted between two reads of a member has forgotten its groups without any read failing.
+CHECK_EVERY = 5.0
 
 # The event loop of the djust session whose thread runs the current handler (see broadcast()).
 session_loop: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
@@ -106,6 +110,71 @@ async def _await(work: Awaitable[None]) -> None:
     await work
 
 
+async def server_identity(channel_layer: Any) -> tuple[str, ...] | None:
+    """The run ids of the Redis servers behind a channels_redis layer (``None`` for another
+    layer): a restarted server has a new one, and has forgotten every group."""
+    connection = getattr(channel_layer, "connection", None)
+    size = getattr(channel_layer, "ring_size", None)
+    if not callable(connection) or not isinstance(size, int):
+        return None
+    ids = []
+    for index in range(size):
+        info = await connection(index).info("server")
+        ids.append(str(info.get("run_id", "")))
+    return tuple(ids)
+
+
+class Member(Protocol):
+    def server_restarted(self) -> None: ...
+
+
+class Restarts:
+    """Per event loop and layer: notices that the layer's server restarted, and tells every
+    member (a view's subscriptions, the login watcher) to join its groups again.
+
+    A member's own reads fail when the server goes away while one is waiting, and it recovers by
+    itself; but a restart between two reads goes unnoticed by them (redis-py reconnects).
+    """
+
+    _all: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Restarts]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    @classmethod
+    def watch(cls, channel_layer: Any, member: Member) -> None:
+        loop = asyncio.get_running_loop()
+        watchers = cls._all.setdefault(loop, {})
+        watcher = watchers.get(id(channel_layer))
+        if watcher is None or watcher.layer is not channel_layer:
+            watcher = watchers[id(channel_layer)] = cls(channel_layer)
+        watcher.members.add(member)
+        if watcher.task is None or watcher.task.done():
+            watcher.task = loop.create_task(watcher._run())
+
+    def __init__(self, channel_layer: Any) -> None:
+        self.layer = channel_layer
+        self.members: weakref.WeakSet[Member] = weakref.WeakSet()
+        self.task: asyncio.Task[None] | None = None
+        self.known: tuple[str, ...] | None = None
+
+    async def _run(self) -> None:
+        while self.members:
+            try:
+                now = await asyncio.wait_for(server_identity(self.layer), CHECK_EVERY)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                now = self.known  # unreachable now: the members' reads fail and recover
+            if now is None:
+                return  # not a Redis layer
+            if self.known is not None and now != self.known:
+                logger.warning("djust: the channel layer's server restarted; joining groups again")
+                for member in list(self.members):
+                    member.server_restarted()
+            self.known = now
+            await asyncio.sleep(CHECK_EVERY)
+
+
 class Subscriptions:
     """One live view's memberships: a channel of its own, its groups, and a listening task."""
 
@@ -125,6 +194,7 @@ class Subscriptions:
             self.channel = await self._layer.new_channel(prefix="djust")
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self._listen()), loop.create_task(self._renew())]
+            Restarts.watch(self._layer, self)
         for group in sorted(wanted - self.groups):
             await self._layer.group_add(GROUP_PREFIX + group, self.channel)
             self.groups.add(group)
@@ -155,6 +225,10 @@ class Subscriptions:
                     await self._deliver(message)
                 except Exception:
                     logger.exception("djust: delivering a broadcast on %s failed", self.channel)
+
+    def server_restarted(self) -> None:
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.get_running_loop().create_task(self._recover()))
 
     async def _recover(self) -> None:
         """Wait until the layer answers again, then join the groups again (a restarted Redis

@@ -276,3 +276,39 @@ def test_pages_outlive_a_redis_outage_and_get_broadcasts_again_after_it():
         redis.remove()
     assert code == "handler_error"
     assert got == ["room said back again 0"]
+
+
+@pytest.mark.redis
+def test_a_redis_restart_between_two_reads_is_noticed_and_members_join_again():
+    from channels_redis.core import RedisChannelLayer
+
+    from djust import broadcasts
+
+    server = RedisServer().start()
+
+    class Member:
+        def __init__(self) -> None:
+            self.told = asyncio.Event()
+
+        def server_restarted(self) -> None:
+            self.told.set()
+
+    async def body() -> bool:
+        layer = RedisChannelLayer(hosts=[server.url])
+        member = Member()
+        # No read of the member's is waiting: nothing fails when the server goes away.
+        broadcasts.Restarts.watch(layer, member)
+        await asyncio.sleep(1.0)  # the servers' identity is known
+        assert not member.told.is_set()
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(server.start)  # a new server: it has forgotten every group
+        try:
+            await asyncio.wait_for(member.told.wait(), 4 * broadcasts.CHECK_EVERY)
+        except TimeoutError:
+            return False
+        return True
+
+    try:
+        assert run_async(body())
+    finally:
+        server.remove()
