@@ -164,7 +164,9 @@ class Restarts:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                now = self.known  # unreachable now: the members' reads fail and recover
+                # Unreachable now: the members' reads fail and recover by themselves.
+                await asyncio.sleep(CHECK_EVERY)
+                continue
             if now is None:
                 return  # not a Redis layer
             if self.known is not None and now != self.known:
