@@ -24,8 +24,7 @@ _RUN = "const run = Math.max(1, Math.floor((this.maxFrame - HEADER_SIZE) / entry
 _LIMIT = "const limit = Math.min(entry.size, entry.acked + entry.window,"
 _BLOB_RUNS = r"const BLOB_RUNS = /(Firefox|Chrome)\/\d/.test(navigator.userAgent);"
 _PROBE = "            if (!probed) {"
-_CHECK = """            unchanged(entry);
-            entry.blobs = true;"""
+_CHECK = "            entry.blobs = true;"
 _COPY = """          const frame = new Uint8Array(HEADER_SIZE + end - entry.sent);
           frame.set(new Uint8Array(this.header(entry)));
           const reading = this.read(entry, entry.sent, end);"""
@@ -43,9 +42,10 @@ def _variant(token: str) -> list[tuple[str, str]]:
     ``f4m``: runs of at most 4 MiB; ``w16m``: at most 16 MiB in flight; ``reads``: every engine
     reads each run and sends an ArrayBuffer (djust.js before Blob runs); ``blobs``: every engine
     sends Blob runs (WebKit too, where that is not safe); ``noprobe``: Blob runs without the
-    probe of the file's last byte; ``nocheck``: Blob runs without the check of the file's size
-    and time before each; ``compose``: each run read as Blob([header, slice]) into one
-    buffer, no copy in script; ``paintN``: progress items drawn at most every N ms.
+    probe of the file's last byte; ``check``: Blob runs that check the file's size and time
+    before each run, not only once per pass; ``compose``: each run read as
+    Blob([header, slice]) into one buffer, no copy in script; ``paintN``: progress items drawn
+    at most every N ms.
     """
     if token[0] in "fw" and token.endswith("m") and token[1:-1].isdigit():
         cap = int(token[1:-1]) * MIB
@@ -56,8 +56,8 @@ def _variant(token: str) -> list[tuple[str, str]]:
         return [(_BLOB_RUNS, f"const BLOB_RUNS = {str(token == 'blobs').lower()};")]
     if token == "noprobe":
         return [(_PROBE, "            if (false) {")]
-    if token == "nocheck":
-        return [(_CHECK, "            entry.blobs = true;")]
+    if token == "check":
+        return [(_CHECK, "            unchanged(entry);\n            entry.blobs = true;")]
     if token == "compose":
         return [
             (_COPY, "          const reading = this.read(entry, entry.sent, end);"),

@@ -1319,14 +1319,14 @@
           const end = limit === entry.size ? limit : entry.sent + Math.floor((limit - entry.sent) / entry.chunkSize) * entry.chunkSize;
           if (end <= entry.sent) break; // not a whole chunk of room: the next ack brings more
           if (BLOB_RUNS && !entry.reads) {
-            // The file's last byte, read once per pass: it fails where a Blob would close the
+            // The file's size and time, and its last byte read, once per pass (the runs of a
+            // pass then leave without a pause): the read fails where a Blob would close the
             // socket, for a file cut short (Firefox) or modified (Chromium) since it was picked.
             if (!probed) {
               await readExactly(entry, entry.size - 1, entry.size);
               probed = true;
               if (entry.status !== "uploading" || entry.attempt !== attempt) break;
             }
-            unchanged(entry);
             entry.blobs = true;
             this.live.sendBinary(new Blob([this.header(entry), entry.file.slice(entry.sent, end)]));
             entry.sent = end;
