@@ -192,6 +192,8 @@ def test_a_waiting_upload_expires_after_its_grace_period_and_leaves_no_file(serv
 
     async def body():
         first = await dropped(live, name, content)
+        # Past the grace period first: the files may not be on disk yet when the socket closes.
+        await asyncio.sleep(1.5)
         deadline = time.monotonic() + 10
         while server.temp_files() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
