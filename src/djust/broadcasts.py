@@ -229,6 +229,8 @@ class Subscriptions:
                     logger.exception("djust: delivering a broadcast on %s failed", self.channel)
 
     def server_restarted(self) -> None:
+        if not self._tasks:
+            return  # closed: the socket is gone
         self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(asyncio.get_running_loop().create_task(self._recover()))
 
