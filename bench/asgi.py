@@ -19,26 +19,9 @@ SINK_PATH = "/bench/sink/"
 djust_app = get_asgi_application()
 
 
-async def sink(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    received = 0
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "websocket.connect":
-            await send({"type": "websocket.accept"})
-        elif kind == "websocket.receive":
-            data = message.get("bytes")
-            if data is not None:
-                received += len(data)
-            elif message.get("text") == "end":
-                await send({"type": "websocket.send", "text": str(received)})
-        elif kind == "websocket.disconnect":
-            return
-
-
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "websocket" and scope["path"] == SINK_PATH:
-        await sink(scope, receive, send)
+        await sinks.websocket_sink(receive, send)
     elif scope["type"] in ("http", "websocket") and scope["path"].startswith(sinks.PREFIX):
         await sinks.application(scope, receive, send)
     else:

@@ -21,16 +21,6 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's
-CHROMIUM_ARGS = [  # as tests/conftest.py
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 _LISTENING = re.compile(rb"DevTools listening on (ws://\S+)")
 
 

@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import clients  # noqa: E402
-from bench.cdp import CHROMIUM, CHROMIUM_ARGS, Chromium  # noqa: E402
+from bench.cdp import Chromium  # noqa: E402
 from bench.servers import MIB, BenchServer, Meter, cpu_seconds  # noqa: E402
 from tests import engines  # noqa: E402
 
@@ -81,7 +81,7 @@ class CdpChromium:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.browser = self.call(Chromium(CHROMIUM, CHROMIUM_ARGS).start())
+        self.browser = self.call(Chromium(engines.CHROMIUM, engines.CHROMIUM_ARGS).start())
 
     def call(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()

@@ -47,8 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench import clients, report, resume, servers  # noqa: E402
-from bench.cdp import CHROMIUM, CHROMIUM_ARGS, Chromium  # noqa: E402
+from bench.cdp import Chromium  # noqa: E402
 from bench.servers import MIB, BenchServer, Meter, PeerServer, Pinger  # noqa: E402
+from tests.engines import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 GIB = 1024 * MIB
 WORK = ROOT / "bench" / ".work"

@@ -56,9 +56,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from bench.cdp import CHROMIUM, CHROMIUM_ARGS, Chromium  # noqa: E402
+from bench.cdp import Chromium  # noqa: E402
 from bench.clients import djust_client, djust_upload, saved_line  # noqa: E402
 from bench.servers import MIB, BenchServer, Meter, cpu_seconds  # noqa: E402
+from tests.engines import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.s3server import S3Server  # noqa: E402
 
 WORK = ROOT / "bench" / ".work"

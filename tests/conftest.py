@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines import engine_page, firefox, webkit  # noqa: F401 - fixtures for three engines
+from tests.engines import (  # noqa: F401 - engine_page, firefox, webkit: fixtures for three engines
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    engine_page,
+    firefox,
+    webkit,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,25 +160,14 @@ def own_server():
     shutil.rmtree(srv.state_dir, ignore_errors=True)
 
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
 @pytest.fixture(scope="session")
 def browser():
     """Debian's Chromium driven by Playwright (never downloads a browser)."""
     playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
+    if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: run scripts/test, which installs it")
     with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
 

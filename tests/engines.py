@@ -30,6 +30,17 @@ from typing import Any
 import pytest
 
 ENGINES = ("chromium", "firefox", "webkit")
+CHROMIUM = "/usr/bin/chromium"
+# Chromium's flags wherever it is started, by Playwright (conftest.py) or by bench/cdp.py.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 FIREFOX = "/usr/bin/firefox-esr"
 WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver"
 MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"

@@ -31,15 +31,14 @@ ANY_SERVER_FIX = (
     "turn permessage-deflate off in the ASGI server, or have the proxy in front remove the "
     "Sec-WebSocket-Extensions header from the upgrade request"
 )
-SLOW_WORKER = (
-    "this process is gunicorn's own asgi worker, whose WebSocket unmasks every received byte in "
-    "Python: uploads run at about 6 MB/s and cost 50x the CPU they cost under uvicorn. Run "
-    "gunicorn with djust's worker class instead: -k djust.workers.UvicornWorker"
-)
-
 # Servers that carry uploads at half uvicorn's speed or less with their own defaults, deflate
 # apart (bench/server_matrix.py, docs/deployment.md "What each does with an upload").
 SLOW_SERVERS: dict[str, str] = {
+    "gunicorn-asgi": (
+        "this process is gunicorn's own asgi worker, whose WebSocket unmasks every received byte "
+        "in Python: uploads run at about 6 MB/s and cost 50x the CPU they cost under uvicorn. Run "
+        "gunicorn with djust's worker class instead: -k djust.workers.UvicornWorker"
+    ),
     "hypercorn": (
         "this process is hypercorn, whose WebSocket spends about 2.5x the CPU per uploaded byte "
         "that uvicorn's does: uploads run at about half the speed they reach under uvicorn. "
@@ -95,9 +94,7 @@ def deflate_warning(server: str) -> str:
 def mount_notices(deflate: bool) -> dict[str, Any]:
     """Warn once per process about a transport that slows uploads; fields for ``mounted``."""
     server = detect()
-    if server == "gunicorn-asgi":
-        _warn_once("gunicorn-asgi", SLOW_WORKER)
-    elif server in SLOW_SERVERS:
+    if server in SLOW_SERVERS:
         _warn_once(server, SLOW_SERVERS[server])
     if not deflate:
         return {}
