@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import os
@@ -11,6 +12,7 @@ import signal
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,10 +86,16 @@ def test_sigkill_mid_upload_leaves_a_temp_file_that_the_restart_sweeps(own_serve
         _, temp = await uploading(client, srv)
         return temp
 
-    # Keep the socket open while the server dies: run the upload on a loop we do not close.
+    # Keep the socket open while the server dies: run the upload on a loop we do not close, on
+    # a thread of its own (Playwright's sync API may hold this thread's loop).
+    thread = concurrent.futures.ThreadPoolExecutor(1)
     loop = asyncio.new_event_loop()
+
+    def on_loop(coroutine: Any) -> Any:
+        return thread.submit(loop.run_until_complete, coroutine).result()
+
     try:
-        temp = loop.run_until_complete(start_upload())
+        temp = on_loop(start_upload())
         assert temp.startswith(f"djust-{srv.process.pid}-")  # type: ignore[union-attr]
         srv.stop(signal.SIGKILL)
         assert srv.process.returncode == -signal.SIGKILL  # type: ignore[union-attr]
@@ -118,11 +126,17 @@ def test_sigkill_mid_upload_leaves_a_temp_file_that_the_restart_sweeps(own_serve
         run_async(works_again())
         assert sorted(srv.temp_files()) == sorted([alive, other])
     finally:
-        for task in asyncio.all_tasks(loop):
-            task.cancel()
+
+        async def cancel_the_rest() -> None:
+            for task in asyncio.all_tasks(loop):
+                if task is not asyncio.current_task():
+                    task.cancel()
+            await asyncio.sleep(0)
+
         with contextlib.suppress(Exception):
-            loop.run_until_complete(asyncio.sleep(0))
-        loop.close()
+            on_loop(cancel_the_rest())
+        thread.submit(loop.close).result()
+        thread.shutdown()
 
 
 # -- load ----------------------------------------------------------------------------------
