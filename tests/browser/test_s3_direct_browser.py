@@ -218,18 +218,25 @@ def resuming_site(s3):
     shutil.rmtree(server.state_dir, ignore_errors=True)
 
 
+def four_parts_three_held(page, server, stem: str, tmp_path) -> tuple[str, bytes]:
+    """A file of four parts picked on the direct page: part 1 landed and passed, and the PUTs
+    of parts 2 to 4 are held. Its name and bytes."""
+    page.add_init_script(INIT_SCRIPT)
+    page.goto(server.url + "/t/uploads-s3-direct/")
+    page.wait_for_function("document.querySelector('[dj-view]')?.__djust?.mounted === true")
+    page.evaluate("window.__holdPuts = true")
+    name = unique(stem, ".png")
+    data = png_bytes(8, 8, padding=16 * MiB)
+    page.set_input_files("#pick", write(tmp_path, name, data))
+    page.wait_for_function("window.__puts.filter((p) => p.state === 'held').length === 3")
+    return name, data
+
+
 def test_parts_that_land_while_the_socket_is_down_are_reported_when_it_is_back(
     page, resuming_site, bucket, tmp_path
 ):
     allow(bucket, resuming_site.url)
-    page.add_init_script(INIT_SCRIPT)
-    page.goto(resuming_site.url + "/t/uploads-s3-direct/")
-    page.wait_for_function("document.querySelector('[dj-view]')?.__djust?.mounted === true")
-    page.evaluate("window.__holdPuts = true")
-    name = unique("trip", ".png")
-    data = png_bytes(8, 8, padding=16 * MiB)  # four parts
-    page.set_input_files("#pick", write(tmp_path, name, data))
-    page.wait_for_function("window.__puts.filter((p) => p.state === 'held').length === 3")
+    name, data = four_parts_three_held(page, resuming_site, "trip", tmp_path)
 
     page.evaluate("window.__offline = true; document.querySelector('[dj-view]').__djust.ws.close()")
     expect(item(page, name)).to_have_attribute("data-status", "paused")
@@ -246,6 +253,27 @@ def test_parts_that_land_while_the_socket_is_down_are_reported_when_it_is_back(
     expect(page.locator("#saved")).to_contain_text("S3DirectUpload")
     key = page.locator("#saved").inner_text().strip().splitlines()[-1].split(" ")[0]
     assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+
+
+def test_a_direct_upload_goes_on_after_the_server_restarts(page, servers, s3, bucket, tmp_path):
+    server = servers(TEST_RESUME_TTL="60", **s3.env(BUCKET))
+    allow(bucket, server.url)
+    before = open_uploads(bucket)
+    name, data = four_parts_three_held(page, server, "deploy", tmp_path)
+
+    server.restart()  # a deploy: SIGTERM, and a new process on the same port and directory
+    expect(item(page, name)).not_to_have_attribute("data-status", "error")
+    page.evaluate("window.__holdPuts = false; window.__release()")
+
+    expect(item(page, name)).to_have_attribute("data-status", "complete", timeout=30_000)
+    assert len(page.evaluate("window.__puts")) == 4  # no part was sent twice
+    expect(page.locator(".upload-preview-item img")).to_have_count(1)
+    page.click("#store")
+    expect(page.locator("#saved")).to_contain_text("S3DirectUpload")
+    key = page.locator("#saved").inner_text().strip().splitlines()[-1].split(" ")[0]
+    assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+    assert wait_until(lambda: open_uploads(bucket) == before)
+    assert wait_until(lambda: server.temp_files() == [])
 
 
 # -- every engine ------------------------------------------------------------------------------

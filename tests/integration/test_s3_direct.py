@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import signal
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,10 @@ from djust.uploads.s3 import composite_sha256
 
 from ..conftest import make_server
 from ..s3server import S3Server
-from .conftest import Live, wait_until
+from .conftest import Live, run_async, wait_until
+from .test_redis import RedisServer, Workers
+from .test_redis import connect as connect_to
+from .test_s3_resume import state_files
 from .test_uploads import saved_lines
 
 MiB = 1024 * 1024
@@ -441,30 +445,116 @@ def resuming_site(s3):
     shutil.rmtree(server.state_dir, ignore_errors=True)
 
 
+async def half_way(client: LiveClient, name: str, data: bytes) -> tuple[Direct, dict[str, Any]]:
+    """Parts 1 and 2 of a 16 MiB file landed and acknowledged, part 3 signed: the upload and
+    part 3's URL."""
+    upload = await Direct.register(client, "direct", name, data)
+    upload.window = (await upload.first())["window"]
+    await upload.land(2)
+    await client.wait_for(upload.answer("upload_ack"))
+    return upload, await upload.sign(3)
+
+
+async def go_on(upload: Direct, client: LiveClient, name: str, part_3_etag: str) -> list[str]:
+    """Resume ``half_way``'s upload on ``client`` after part 3 landed unreported; finish and
+    store it: the stored lines."""
+    reply = await client.register("direct", name, len(upload.data), resume=upload.token)
+    assert reply["t"] == "upload_registered", reply
+    assert (reply["offset"], reply["external"]["landed"]) == (10 * MiB, [1, 2])
+    assert reply["checked"] and reply["window"] == 3 * 5 * MiB
+    upload.client, upload.ref = client, reply["ref"]
+    await upload.report(3, part_3_etag)
+    assert (await client.wait_for(upload.answer("upload_ack")))["offset"] == 15 * MiB
+    await upload.land(4)
+    ended = await client.wait_for(upload.answer("upload_complete"))
+    assert ended["t"] == "upload_complete", ended
+    return saved_lines((await client.event("store", slot="direct"))["html"])
+
+
 def test_after_a_drop_the_page_goes_on_after_the_parts_the_server_has(resuming_site, bucket):
     live = Live(resuming_site)
     data = os.urandom(16 * MiB)  # parts of 5, 5, 5 and 1 MiB
 
     async def body() -> list[str]:
         client = await live.connect(PAGE)
-        upload = await Direct.register(client, "direct", "trip.bin", data)
-        upload.window = (await upload.first())["window"]
-        await upload.land(2)
-        await client.wait_for(upload.answer("upload_ack"))
-        signed = await upload.sign(3)
+        upload, signed = await half_way(client, "trip.bin", data)
         await client.close()
         # The PUT goes on while the socket is down; the server hears of it later.
         _, etag = await asyncio.to_thread(put, signed["url"], signed["headers"], upload.body(3))
+        return await go_on(upload, await live.connect(PAGE), "trip.bin", etag)
+
+    (line,) = live.run(body())
+    key = line.split(" ")[0]
+    assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+
+
+# -- in the process started after a restart --------------------------------------------------
+
+
+def restartable_site(servers, s3, ttl: str):
+    return servers(TEST_RESUME_TTL=ttl, **s3.env(BUCKET))
+
+
+async def gone(client: LiveClient) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - the connection is gone, however it says so
+        await client.wait_for(lambda m: False)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_direct_upload_goes_on_in_the_server_started_after_a_restart(servers, s3, bucket, sig):
+    server = restartable_site(servers, s3, "60")
+    live = Live(server)
+    data = os.urandom(16 * MiB)  # parts of 5, 5, 5 and 1 MiB
+    before = open_uploads(bucket)
+
+    async def body() -> list[str]:
+        client = await live.connect(PAGE)
+        upload, signed = await half_way(client, "deploy.bin", data)
+
+        def kept() -> bool:
+            return any(len(s["landed"]) == 2 and s["signed"] for s in state_files(server))
+
+        assert await wait_until(kept, timeout=10), state_files(server)
+        server.stop(sig)
+        await gone(client)
+        # Part 3 lands while the server restarts; the new process hears of it from the page.
+        _, etag = await asyncio.to_thread(put, signed["url"], signed["headers"], upload.body(3))
+        server.start()
+        return await go_on(upload, await live.connect(PAGE), "deploy.bin", etag)
+
+    (line,) = live.run(body())
+    key = line.split(" ")[0]
+    assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+    assert open_uploads(bucket) == before
+    assert server.temp_files() == []  # stored: what was kept for a restart went with it
+
+
+def test_a_first_part_that_landed_during_a_restart_is_checked_by_the_new_server(
+    servers, s3, bucket
+):
+    server = restartable_site(servers, s3, "60")
+    live = Live(server)
+    data = os.urandom(7 * MiB)
+
+    async def body() -> list[str]:
+        client = await live.connect(PAGE)
+        upload = await Direct.register(client, "direct", "early.bin", data)
+        signed = await upload.sign(1)
+        assert await wait_until(lambda: any(s["signed"] for s in state_files(server)), 10)
+        server.stop(signal.SIGKILL)
+        await gone(client)
+        _, etag = await asyncio.to_thread(put, signed["url"], signed["headers"], upload.body(1))
+        server.start()
 
         again = await live.connect(PAGE)
-        reply = await again.register("direct", "trip.bin", len(data), resume=upload.token)
+        reply = await again.register("direct", "early.bin", len(data), resume=upload.token)
         assert reply["t"] == "upload_registered", reply
-        assert (reply["offset"], reply["external"]["landed"]) == (10 * MiB, [1, 2])
-        assert reply["checked"] and reply["window"] == 3 * 5 * MiB
+        assert (reply["offset"], reply["external"]["landed"], reply["checked"]) == (0, [], False)
         upload.client, upload.ref = again, reply["ref"]
-        await upload.report(3, etag)
-        assert (await again.wait_for(upload.answer("upload_ack")))["offset"] == 15 * MiB
-        await upload.land(4)
+        await upload.report(1, etag)
+        verdict = await again.wait_for(upload.answer("upload_ack"))
+        assert (verdict["offset"], verdict["window"]) == (5 * MiB, 3 * 5 * MiB)
+        await upload.land(2)
         ended = await again.wait_for(upload.answer("upload_complete"))
         assert ended["t"] == "upload_complete", ended
         return saved_lines((await again.event("store", slot="direct"))["html"])
@@ -472,3 +562,79 @@ def test_after_a_drop_the_page_goes_on_after_the_parts_the_server_has(resuming_s
     (line,) = live.run(body())
     key = line.split(" ")[0]
     assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+    assert not [k for k in objects(bucket) if k.startswith(HEADS)]
+
+
+def test_direct_uploads_left_by_a_killed_server_go_from_the_bucket_after_the_grace_period(
+    servers, s3, bucket
+):
+    server = restartable_site(servers, s3, "2")
+    live = Live(server)
+    before_uploads, before_objects = open_uploads(bucket), objects(bucket)
+
+    async def body() -> None:
+        client = await live.connect(PAGE)
+        # One with a multipart upload open, one whose first part waits unchecked in the bucket.
+        started = await Direct.register(client, "direct", "started.bin", os.urandom(11 * MiB))
+        started.window = (await started.first())["window"]
+        await started.land(2)
+        await client.wait_for(started.answer("upload_ack"))
+        unchecked = await Direct.register(client, "direct", "unchecked.bin", os.urandom(6 * MiB))
+        signed = await unchecked.sign(1)
+        await asyncio.to_thread(put, signed["url"], signed["headers"], unchecked.body(1))
+
+        def kept() -> bool:
+            states = state_files(server)
+            return len(states) == 2 and any(len(s["landed"]) == 2 for s in states)
+
+        assert await wait_until(kept, timeout=10), state_files(server)
+        assert open_uploads(bucket) != before_uploads
+        assert objects(bucket).keys() != before_objects.keys()
+        server.stop(signal.SIGKILL)
+        await gone(client)
+        server.start()  # nobody comes back for them
+        assert await wait_until(lambda: open_uploads(bucket) == before_uploads, timeout=20)
+        assert await wait_until(lambda: objects(bucket) == before_objects, timeout=10)
+        assert await wait_until(lambda: server.temp_files() == [], timeout=5)
+
+    live.run(body())
+
+
+@pytest.fixture(scope="module")
+def direct_pool(s3):
+    redis = RedisServer().start()
+    workers = Workers(redis.url)
+    workers.env.update(TEST_RESUME_TTL="60", **s3.env(BUCKET))
+    workers.start()
+    workers.start()
+    yield workers
+    workers.stop()
+    redis.remove()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("first_alive", [False, True], ids=["closed", "still-open"])
+def test_a_reconnect_that_lands_on_another_worker_goes_on_there(direct_pool, bucket, first_alive):
+    """The first worker may not know yet that its connection is gone: it hands the upload over."""
+    a, b = direct_pool.all
+    data = os.urandom(16 * MiB)
+    before = open_uploads(bucket)
+
+    async def body() -> list[str]:
+        client = await connect_to(a, PAGE)
+        upload, signed = await half_way(client, "worker.bin", data)
+        if not first_alive:
+            await client.close()
+        _, etag = await asyncio.to_thread(put, signed["url"], signed["headers"], upload.body(3))
+        other = await connect_to(b, PAGE)
+        lines = await go_on(upload, other, "worker.bin", etag)
+        await other.close()
+        if first_alive:
+            await client.close()
+        return lines
+
+    (line,) = run_async(body())
+    key = line.split(" ")[0]
+    assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+    assert open_uploads(bucket) == before
+    assert b.temp_files() == []

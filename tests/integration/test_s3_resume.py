@@ -150,7 +150,7 @@ def test_abandoning_a_saved_state_aborts_its_multipart_upload(settings_, bucket,
 
 
 def state_files(server) -> list[dict[str, Any]]:
-    """The S3 writer states the server keeps beside its waiting entries."""
+    """The writers' states (S3, direct to S3) that the server keeps beside its waiting entries."""
     found = []
     for path in server.upload_dir.glob("djust-r-*.state"):
         with contextlib.suppress(ValueError, KeyError, FileNotFoundError):  # being written

@@ -248,7 +248,11 @@ class UploadChannel(Extension):
 
     def _writer(self, entry: UploadEntry, config: UploadConfig, link: resume.Link) -> Any:
         if config.external is not None:
-            return new_writer(config.external.writer, entry)
+            upload = new_writer(config.external.writer, entry)
+            keeper = resume.lane_writer(upload, link)  # resume on: its state beside the entry
+            if keeper is not upload:
+                upload.keep(keeper)
+            return upload
         if config.writer:
             return new_writer(config.writer, entry)  # WriteFailed if the factory raises
         direct = self._direct(entry.client_size)
@@ -377,10 +381,11 @@ class UploadChannel(Extension):
             resume.os.close(adoption.lock_fd)
             raise
         entry = self._new_entry("0", config, file)
-        if config.writer:
+        factory = config.external.writer if config.external is not None else config.writer
+        if factory:
             try:
                 # The slot's writer goes on with what it stored (S3: the parts in the bucket).
-                entry.writer = await resume.resume_writer(config.writer, entry, adoption)
+                entry.writer = await resume.resume_writer(factory, entry, adoption)
             except BaseException:
                 ledger.release(hold)
                 raise
@@ -393,6 +398,13 @@ class UploadChannel(Extension):
         link.id = adoption.entry_id
         link.token = adoption.token
         resume.registry[link.id] = link
+        if config.external is not None:
+            try:
+                _external().adopted(link, adoption.lane)  # its part 1 checked again
+            except DjustError:
+                resume.expire(link)
+                raise
+            return link
         owner = resume._mailbox.channel if resume._mailbox is not None else None
         if not config.writer:
             entry.writer = resume.ResumableFileWriter(

@@ -32,6 +32,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
 from django.core.exceptions import ImproperlyConfigured
 
 from djust.errors import (
@@ -39,6 +40,8 @@ from djust.errors import (
     BadOffset,
     BadRef,
     DjustError,
+    ResumeExpired,
+    ResumeUnavailable,
     SizeMismatch,
     StalledUpload,
     WindowExceeded,
@@ -181,6 +184,9 @@ class S3DirectUpload(S3MultipartWriter):
         self.signed: dict[int, str] = {}  # parts signed that have not landed: their checksums
         self.checking = False  # part 1 landed and is being checked
         self.checked = False  # part 1 passed the content checks and is part 1 of the upload
+        self.first: tuple[str, str] | None = None  # part 1's ETag and checksum until it passed
+        self.head = b""  # part 1's first bytes, once read back: checked again after an adoption
+        self.keeper: resume.Keeper | None = None  # its state beside the entry, when resume is on
         self.url: str | None = None
         self.meter = RateMeter()
         self.timer: asyncio.TimerHandle | None = None
@@ -220,6 +226,106 @@ class S3DirectUpload(S3MultipartWriter):
         self._digests[part] = base64.b64decode(checksum)
         self._parts[part] = {"PartNumber": part, "ETag": etag, "ChecksumSHA256": checksum}
         self.size += end - start
+
+    # -- another process goes on with it (a restart, another worker) ---------------------
+
+    def keep(self, keeper: resume.Keeper) -> None:
+        """Keep the upload's state beside the entry, saved on the lane after each change."""
+        self.keeper = keeper
+        self._lane.submit(keeper.open)
+
+    def state_changed(self) -> None:
+        """A part was signed or landed, part 1 passed, the upload completed: saved on the lane
+        (from the event loop too: the file is written off it)."""
+        if self.keeper is not None:
+            self._lane.submit(self.keeper.save)
+
+    def resume_state(self) -> dict[str, Any]:
+        """Where the upload is: its object, the parts signed and landed (ETags and SHA-256s),
+        and part 1's state, whose checks another process runs again."""
+        parts = dict(self._parts)  # copies: the event loop changes them while the lane saves
+        signed = dict(self.signed)
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "name": self.name,
+            "head_key": self.head_key,
+            "upload_id": self.upload_id,
+            "part_size": self.part_size,
+            "content_type": self.content_type,
+            "checked": self.checked,
+            "first": list(self.first) if self.first else None,
+            "head": base64.b64encode(self.head).decode(),
+            "landed": [[n, p["ETag"], p["ChecksumSHA256"]] for n, p in sorted(parts.items())],
+            "signed": sorted([n, checksum] for n, checksum in signed.items()),
+            "complete": self._complete,
+            "size": self.size if self._complete else None,
+        }
+
+    def resume(self, state: dict[str, Any]) -> int:
+        """Go on where ``state`` says, on a thread: the bytes of the parts that landed."""
+        if state["bucket"] != self.bucket:
+            raise ResumeUnavailable(f"this upload went to bucket {state['bucket']!r}")
+        self.name, self.key, self.head_key = state["name"], state["key"], state["head_key"]
+        self.upload_id, self.content_type = state["upload_id"], state["content_type"]
+        self.part_size = state["part_size"]
+        self.parts = max(1, -(-self.client_size // self.part_size))
+        self.checked = state["checked"]
+        self.first = tuple(state["first"]) if state["first"] else None  # type: ignore[assignment]
+        self.head = base64.b64decode(state["head"])
+        self.signed = {number: checksum for number, checksum in state["signed"]}
+        for number, etag, checksum in state["landed"]:
+            self.landed(number, etag, checksum)
+        self._head_signed = not self.checked  # part 1 may wait in the bucket: removed with it
+        try:
+            if state["complete"]:
+                self._complete = True
+                self._verify()  # still there, still whole
+                self.url = self.signer.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self.bucket, "Key": self.key},
+                    ExpiresIn=self.expires,
+                )
+            elif self.upload_id is not None:
+                listed = {part["PartNumber"]: part for part in self.list_parts()}
+                if not self.checked and self.first is not None:
+                    self._after_copy(listed.get(1))
+        except self.client.exceptions.NoSuchUpload:
+            raise ResumeExpired("this upload is no longer in the bucket") from None
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("404", "NoSuchKey"):
+                raise
+            raise ResumeExpired("this upload is no longer in the bucket") from None
+        return self.size
+
+    def _after_copy(self, copied: dict[str, Any] | None) -> None:
+        """Adopted between the start of the multipart upload and the save that said part 1
+        passed: if the bucket copied part 1 in, it passed; else it is checked again."""
+        assert self.first is not None
+        checksum = self.first[1]
+        if copied is None or copied.get("ChecksumSHA256", checksum) != checksum:
+            return
+        self.client.delete_object(Bucket=self.bucket, Key=self.head_key)
+        self.landed(1, copied["ETag"], checksum)
+        self._head_signed, self.first, self.checked = False, None, True
+
+    def release(self) -> None:
+        """This process lets go (SIGTERM, another worker asks): after the calls on the lane,
+        the state is saved and unlocked; nothing of the upload is removed."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True  # nothing more runs here, and close() removes nothing
+            done = self._lane.submit(self.keeper.release if self.keeper else lambda: None)
+        done.result(timeout=resume.EXIT_TIMEOUT)
+
+    @classmethod
+    def abandon(cls, state: dict[str, Any]) -> None:
+        """Abort the multipart upload (or delete the object), and part 1 if it waits alone."""
+        super().abandon(state)
+        if not state["checked"]:
+            settings = replace(S3Settings.from_django(), bucket_name=state["bucket"])
+            settings.client().delete_object(Bucket=state["bucket"], Key=state["head_key"])
 
     # -- the lane ----------------------------------------------------------------------
 
@@ -273,7 +379,11 @@ class S3DirectUpload(S3MultipartWriter):
 
     def start_parts(self, head: bytes, etag: str, checksum: str) -> None:
         """Part 1 passed: start the multipart upload with it (copied within the bucket)."""
-        self._start(bytearray(head))  # CreateMultipartUpload; the type from the content
+        self.head = head
+        if self.upload_id is None:  # else started by a process that let go before it was saved
+            self._start(bytearray(head))  # CreateMultipartUpload; the type from the content
+            if self.keeper is not None:
+                self.keeper.save()  # a process that adopts it knows of the upload to go on with
         copied = self.client.upload_part_copy(
             Bucket=self.bucket,
             Key=self.key,
@@ -288,6 +398,9 @@ class S3DirectUpload(S3MultipartWriter):
         self.client.delete_object(Bucket=self.bucket, Key=self.head_key)
         self._head_signed = False
         self.landed(1, copied["ETag"], checksum)
+        self.first, self.checked = None, True
+        if self.keeper is not None:
+            self.keeper.save()
 
     def store_empty(self) -> None:
         """An empty file: an empty object, made by the server (there is nothing to PUT)."""
@@ -311,6 +424,8 @@ class S3DirectUpload(S3MultipartWriter):
         self.url = self.signer.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self.key}, ExpiresIn=self.expires
         )
+        if self.keeper is not None:
+            self.keeper.save()  # complete while the page is away: another process finds it so
 
     def _discard(self, reason: Reason) -> None:
         try:
@@ -330,13 +445,16 @@ class S3DirectUpload(S3MultipartWriter):
         return {**super().meta(), "url": self.url}
 
     def close(self, reason: Reason) -> None:
-        """Keep the object (``done``) or abort and delete, on the lane, after any call on it."""
+        """Keep the object (``done``) or abort and delete, on the lane, after any call on it;
+        then its state goes."""
         with self._guard:
             if self._closed:
                 return
             self._closed = True
             if reason != "done" or not self._complete:
                 self._lane.submit(self._discard, reason)
+            if self.keeper is not None:
+                self._lane.submit(self.keeper.drop)
 
 
 # -- the channel's side (uploads/channel.py hands direct entries' messages here) -------------
@@ -381,10 +499,31 @@ async def registered(channel: UploadChannel, entry: UploadEntry) -> None:
     await channel.session.rerender()
 
 
+def adopted(link: resume.Link, keeper: Any) -> None:
+    """A direct entry this process took over from another (a restart, another worker): its
+    state is kept here now, and part 1's checks run again on its first bytes (they pass or
+    fail as before); a DjustError if they fail."""
+    entry = link.entry
+    upload = _upload(entry)
+    upload.keep(keeper)
+    if upload.checked and upload.head:
+        final = len(upload.head) == entry.client_size
+        check_head(entry, _checks(entry, upload), entry.config, upload.head, final=final)
+    if upload._complete and not entry.done:
+        from djust.uploads.channel import ledger
+
+        entry.finish(None)  # type: ignore[arg-type]  (the server never saw the bytes)
+        ledger.finish(link.hold)
+
+
 async def resumed(channel: UploadChannel, link: resume.Link) -> None:
     """A direct entry attached again (a reconnect): the page goes on after the parts landed."""
     entry = link.entry
     upload = _upload(entry)
+    if upload.first is not None and not (upload.checked or upload.checking or entry.done):
+        # Part 1 landed, and the process that was checking it let go (adopted here).
+        upload.checking = True
+        _spawn(_check_first(link, *upload.first))
     await channel.session.send(
         {
             "t": "upload_registered",
@@ -424,6 +563,7 @@ async def presign(channel: UploadChannel, message: dict[str, Any]) -> None:
                 f"{entry.client_name}: more than {upload.parts_in_flight} parts in flight"
             )
         upload.signed[part] = checksum
+        upload.state_changed()
         if entry.state is State.REGISTERED:
             entry.move(State.UPLOADING)
         url = await upload.run(upload.sign, part, checksum)
@@ -474,10 +614,13 @@ async def part(channel: UploadChannel, message: dict[str, Any]) -> None:
     del upload.signed[number]
     _touch(link)
     if number == 1:
+        upload.first = (etag, checksum)
+        upload.state_changed()
         upload.checking = True
         _spawn(_check_first(link, etag, checksum))
         return
     upload.landed(number, etag, checksum)
+    upload.state_changed()
     entry.received = upload.size
     await _ack(channel, entry, upload)
     if upload.whole:

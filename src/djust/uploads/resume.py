@@ -471,10 +471,7 @@ class Keeper(UploadWriter):
         try:
             self.inner.close(reason)
         finally:
-            with self._saving:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.state_path)
-                self._unlock()
+            self.drop()
 
     def release(self) -> None:
         """Let another process have the entry: the writer suspends, its state is saved, unlock."""
@@ -484,6 +481,17 @@ class Keeper(UploadWriter):
         finally:
             with self._saving:
                 self._unlock()
+
+    def save(self) -> None:
+        """Save the writer's state now if it changed (a writer that runs its own lane)."""
+        self._save()
+
+    def drop(self) -> None:
+        """The entry left: its state file goes, and the lock with it."""
+        with self._saving:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.state_path)
+            self._unlock()
 
     def _save(self, *, force: bool = False) -> None:
         with self._saving:
@@ -917,11 +925,16 @@ async def release(link: Link) -> None:
     ledger.release(link.hold)
 
 
-def _kept(link: Link) -> ResumableFileWriter | Keeper | None:
-    """The writer on the entry's lane if another process can take the entry over from it."""
+def _kept(link: Link) -> ResumableFileWriter | Keeper | AdoptableWriter | None:
+    """The writer on the entry's lane if another process can take the entry over from it, or
+    a writer that keeps its own state (a direct upload's, which has no lane here)."""
     spool = link.entry.spool
     writer = spool.inner if spool is not None else link.entry.writer
-    return writer if isinstance(writer, (ResumableFileWriter, Keeper)) else None
+    if isinstance(writer, (ResumableFileWriter, Keeper)):
+        return writer
+    if isinstance(writer, AdoptableWriter) and getattr(writer, "keeper", None) is not None:
+        return writer
+    return None
 
 
 @atexit.register
