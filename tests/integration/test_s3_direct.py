@@ -638,3 +638,47 @@ def test_a_reconnect_that_lands_on_another_worker_goes_on_there(direct_pool, buc
     assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
     assert open_uploads(bucket) == before
     assert b.temp_files() == []
+
+
+# -- what a direct upload holds of the server --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tight_site(s3):
+    """A server that holds at most 8 MiB of uploaded bytes, per connection and in all."""
+    limits = {"TEST_MAX_CONNECTION_BYTES": str(8 * MiB), "TEST_MAX_PROCESS_BYTES": str(8 * MiB)}
+    server = make_server(**limits, **s3.env(BUCKET)).start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.state_dir, ignore_errors=True)
+
+
+def test_the_servers_byte_quotas_refuse_a_file_through_the_socket(tight_site):
+    live = Live(tight_site)
+
+    async def body() -> list[dict[str, Any]]:
+        client = await live.connect("/t/uploads/")
+        return [await client.register("any", f"{n}.bin", 3_000_000) for n in range(3)]
+
+    replies = live.run(body())
+    assert [r["t"] for r in replies[:2]] == ["upload_registered"] * 2
+    assert (replies[2]["t"], replies[2]["code"]) == ("upload_error", "quota_exceeded")
+
+
+def test_a_direct_upload_counts_against_none_of_the_servers_byte_quotas(tight_site, bucket):
+    live = Live(tight_site)
+    data = os.urandom(16 * MiB)  # twice what the server holds: none of it passes through it
+
+    async def body() -> list[str]:
+        client = await live.connect(PAGE)
+        first = await Direct.register(client, "direct", "big.bin", data)
+        second = await Direct.register(client, "direct", "big-too.bin", data)
+        for upload in (first, second):
+            assert (await upload.upload())["t"] == "upload_complete"
+        return saved_lines((await client.event("store", slot="direct"))["html"])
+
+    lines = live.run(body())
+    assert len(lines) == 2
+    for line in lines:
+        key = line.split(" ")[0]
+        assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data

@@ -50,6 +50,12 @@ REFUSALS = admission.REFUSALS
 MAX_RAW_NAME = admission.MAX_RAW_NAME
 
 
+def held_bytes(config: UploadConfig, size: int) -> int:
+    """The bytes of a file of ``size`` that the server holds, for the byte quotas: none of a
+    direct upload's (they go from the browser to the bucket)."""
+    return 0 if config.external is not None else size
+
+
 def _external() -> Any:
     """Direct uploads' side (S3 and boto3: imported only by sites whose slots use them)."""
     from djust.uploads import external
@@ -190,8 +196,9 @@ class UploadChannel(Extension):
         config = slot.config
         file = admission.declared(message)
         admission.check_slot(config, file, len(slot.entries))
-        self._check_connection(file.size)
-        hold = self._hold(file.size)
+        held = held_bytes(config, file.size)
+        self._check_connection(held)
+        hold = self._hold(held)
         try:
             entry = self._new_entry(ref, config, file)
             link = resume.Link(entry, hold, None)
@@ -294,7 +301,7 @@ class UploadChannel(Extension):
         self.links[ref] = link
         if not entry.done and transfer is not None:  # none: its bytes go straight to storage
             self.transfers[ref] = transfer
-        self.reserved += entry.client_size
+        self.reserved += held_bytes(entry.config, entry.client_size)
 
     async def refused(self, message: dict[str, Any]) -> None:
         """A file the browser refused by the slot's limits: listed in the slot's ``errors`` as
@@ -332,7 +339,7 @@ class UploadChannel(Extension):
         try:
             admission.check_slot(config, file, len(slot.entries))
             if not entry.done:
-                self._check_connection(file.size)
+                self._check_connection(held_bytes(config, file.size))
         except DjustError:
             if link.parked_at is None:
                 resume.park(link)
@@ -376,7 +383,7 @@ class UploadChannel(Extension):
             modified=binding.modified,
         )
         try:
-            hold = self._hold(binding.size)
+            hold = self._hold(held_bytes(config, binding.size))
         except BaseException:
             resume.os.close(adoption.lock_fd)
             raise
@@ -393,7 +400,8 @@ class UploadChannel(Extension):
         if entry.received:
             entry.move(State.UPLOADING)
             ledger.streaming(hold)
-            ledger.grow(hold, entry.received + self.window, self.process_limits)
+            if config.external is None:
+                ledger.grow(hold, entry.received + self.window, self.process_limits)
         link = resume.Link(entry, hold, binding)
         link.id = adoption.entry_id
         link.token = adoption.token
@@ -444,7 +452,7 @@ class UploadChannel(Extension):
         link.transfer = self.transfers.pop(ref, None)
         self.links.pop(ref, None)
         self.manager.detach(entry)
-        self.reserved -= entry.client_size
+        self.reserved -= held_bytes(entry.config, entry.client_size)
         self._gone.append(ref)
         if entry.spool is not None and not entry.done:
             entry.spool.flush()  # the bytes received are the offset the page resumes at
@@ -652,7 +660,7 @@ class UploadChannel(Extension):
     def _released(self, entry: UploadEntry) -> None:
         """An entry left the view for good: release its quota, drop its late chunks quietly."""
         self.transfers.pop(entry.ref, None)
-        self.reserved -= entry.client_size
+        self.reserved -= held_bytes(entry.config, entry.client_size)
         link = self.links.pop(entry.ref, None)
         if link is not None:
             ledger.release(link.hold)
