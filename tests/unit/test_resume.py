@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from djust.errors import FileChanged, ResumeDenied, UnknownSlot
+from djust.errors import FileChanged, ResumeDenied, ResumeExpired, UnknownSlot
 from djust.uploads import resume
 
 
@@ -107,3 +107,41 @@ def test_the_same_claim_is_accepted():
 def test_an_entry_registered_without_a_session_accepts_the_same_user_in_any():
     anonymous = dataclasses.replace(BINDING, user="", session=None)
     assert anonymous.refusal(dataclasses.replace(anonymous, session="later")) is None
+
+
+# -- entries this process holds ----------------------------------------------------------------
+
+
+def waiting_link(waited: float) -> resume.Link:
+    """An entry of this process whose connection dropped ``waited`` seconds ago."""
+    from djust.uploads.entry import UploadEntry
+    from djust.uploads.quota import Hold
+
+    entry = UploadEntry(
+        ref="1",
+        upload_name="files",
+        client_name="a.bin",
+        raw_name="a.bin",
+        client_type="",
+        client_size=10,
+    )
+    link = resume.Link(entry, Hold(10, None, None), None)
+    resume.enroll(link, BINDING)
+    link.parked_at = time.monotonic() - waited
+    return link
+
+
+def test_an_entry_within_its_grace_period_is_found(upload_dir):
+    link = waiting_link(59)
+    try:
+        assert resume.find(link.token, BINDING) is link
+    finally:
+        resume.forget(link)
+
+
+def test_an_entry_past_its_grace_period_is_refused_and_removed_before_the_sweep(upload_dir):
+    link = waiting_link(61)
+    with pytest.raises(ResumeExpired):
+        resume.find(link.token, BINDING)
+    assert link.id not in resume.registry
+    assert link.entry.state.value == "cancelled"

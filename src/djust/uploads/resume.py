@@ -231,6 +231,9 @@ def find(token: str, claim: Binding) -> Link | None:
     refusal = link.binding.refusal(claim)
     if refusal is not None:
         raise refusal
+    if link.parked_at is not None and time.monotonic() - link.parked_at > ttl():
+        expire(link)  # its grace period is over: gone now, not at the sweep's next pass
+        raise expired(claim)
     return link
 
 
