@@ -488,11 +488,22 @@ class UnopenableWriter(TempFileWriter):
 
 
 class NappingUploadView(BigUploadView):
-    """The ``big`` slot beside a button whose handler takes long (the page waits for its reply)."""
+    """The ``big`` slot beside a button whose handler takes long (the page waits for its reply),
+    and a ``hooked`` slot whose ``handle_upload_complete`` takes long (nothing the page asked)."""
 
     template_string = BigUploadView.template_string + (
         "<button id='nap' dj-click='nap' dj-value-seconds='4'>Nap</button>"
+        "<input type='file' id='hooked' dj-upload='hooked'>"
     )
+
+    def mount(self, request, **kwargs):
+        super().mount(request, **kwargs)
+        self.allow_upload("hooked")
+
+    def handle_upload_complete(self, name, entry):
+        if name == "hooked":
+            time.sleep(4)
+            self.saved.append(f"hooked {entry.client_name}")
 
     @event_handler
     def nap(self, seconds: float = 1.0, **kwargs):

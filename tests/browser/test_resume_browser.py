@@ -242,6 +242,31 @@ def test_a_socket_whose_server_runs_the_pages_own_handler_is_not_given_up(
     assert page.evaluate("window.__disconnects") == 0
 
 
+def test_a_socket_whose_server_runs_a_long_upload_hook_is_not_given_up(
+    resume_page, resume_server, tmp_path
+):
+    """``handle_upload_complete`` runs when a file lands, not when the page asks: the page does
+    not know why the server is silent, and another upload waits for acks meanwhile."""
+    page = resume_page
+    quick_liveness(page, 3000)  # the hook's 4 s of silence would be given up
+    open_view(page, resume_server, "/t/big-upload-nap/")
+    pick_held(page, tmp_path)
+    page.evaluate("window.__pass = Infinity")
+    hooked = unique("hooked", ".txt")
+    page.set_input_files("#hooked", write(tmp_path, hooked, b"lands first\n"))  # 4 s of hook
+    page.wait_for_timeout(300)
+    # The held frames go now, behind the hook: the upload waits for acks all along.
+    page.evaluate(
+        """() => {
+          const ws = document.querySelector('[dj-view]').__djust.ws;
+          window.__held.splice(0).forEach((frame) => ws.send(frame));
+        }"""
+    )
+    expect(page.locator("#saved")).to_contain_text(f"hooked {hooked}", timeout=15_000)
+    expect(item(page).first).to_have_attribute("data-status", "complete", timeout=15_000)
+    assert page.evaluate("window.__disconnects") == 0
+
+
 # -- attaching again -----------------------------------------------------------------------
 
 

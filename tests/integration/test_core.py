@@ -233,3 +233,15 @@ def test_ping_is_answered(live):
         assert client.received[-1]["t"] == "pong"
 
     live.run(body())
+
+
+def test_the_page_hears_from_the_server_every_second_while_a_handler_runs(live):
+    async def body() -> list[str]:
+        client = await live.connect("/t/slow/")
+        await client.event("block", seconds=2.5)
+        return [m["t"] for m in client.received]
+
+    kinds = live.run(body())
+    after_mount = kinds[kinds.index("mounted") + 1 :]
+    assert after_mount[-1] == "reply"
+    assert after_mount[:-1] and set(after_mount[:-1]) == {"busy"}  # twice, unless the VM lags

@@ -42,6 +42,10 @@ logger = logging.getLogger("djust")
 
 Send = Callable[[str | bytes], Awaitable[None]]
 
+# While a blocking call runs (a handler, a hook), the page is told so this often, in seconds: its
+# liveness check gives a silent socket up after 15 s (docs/uploads.md, "Liveness").
+BUSY_EVERY = 1.0
+
 
 def _in_thread(
     activate: Callable[[], contextlib.AbstractContextManager[Any]],
@@ -145,7 +149,18 @@ class LiveSession:
         context.run(broadcasts.session_loop.set, loop)  # broadcast() from a handler sends here
         call = functools.partial(context.run, _in_thread, self.activate, func, *args, **kwargs)
         self._call = threads.shared().submit(call)
-        return await asyncio.wrap_future(self._call)
+        running = asyncio.wrap_future(self._call)
+        try:
+            while True:
+                # The socket is read one message at a time, so a ping waits behind this call:
+                # while it runs, the page hears from the server every BUSY_EVERY seconds.
+                done, _ = await asyncio.wait({running}, timeout=BUSY_EVERY)
+                if done:
+                    return running.result()
+                await self.send({"t": "busy"})
+        except asyncio.CancelledError:
+            running.cancel()  # a call that has not started never does
+            raise
 
     def activate(self) -> contextlib.AbstractContextManager[Any]:
         """What the page's middleware activated: language, time zone, URLconf, script prefix."""

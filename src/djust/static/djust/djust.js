@@ -234,6 +234,7 @@
           emit("djust:" + m.name, m.payload);
           break;
         case "pong":
+        case "busy": // a handler runs on the server: heard, nothing to do
           break;
         default:
           if (m.t && m.t.startsWith("upload_")) this.uploads.receive(m);
