@@ -73,6 +73,11 @@ class SlowView(LiveView):
         time.sleep(seconds)
         self.done += 1
 
+    @event_handler
+    async def wait(self, seconds: float = 1.0, **kwargs):
+        await asyncio.sleep(seconds)
+        self.done += 1
+
 
 class WhoAmIView(LiveView):
     template_string = "<p id='user'>{{ who }}</p><p id='path'>{{ path }}?{{ q }}</p>"

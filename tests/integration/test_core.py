@@ -235,10 +235,11 @@ def test_ping_is_answered(live):
     live.run(body())
 
 
-def test_the_page_hears_from_the_server_every_second_while_a_handler_runs(live):
+@pytest.mark.parametrize("handler", ["block", "wait"], ids=["blocking", "async"])
+def test_the_page_hears_from_the_server_every_second_while_a_handler_runs(live, handler):
     async def body() -> list[str]:
         client = await live.connect("/t/slow/")
-        await client.event("block", seconds=2.5)
+        await client.event(handler, seconds=2.5)
         return [m["t"] for m in client.received]
 
     kinds = live.run(body())

@@ -42,8 +42,8 @@ logger = logging.getLogger("djust")
 
 Send = Callable[[str | bytes], Awaitable[None]]
 
-# While a blocking call runs (a handler, a hook), the page is told so this often, in seconds: its
-# liveness check gives a silent socket up after 15 s (docs/uploads.md, "Liveness").
+# While a call of the view runs (a handler, a hook), the page is told so this often, in seconds:
+# its liveness check gives a silent socket up after 15 s (docs/uploads.md, "Liveness").
 BUSY_EVERY = 1.0
 
 
@@ -149,11 +149,13 @@ class LiveSession:
         context.run(broadcasts.session_loop.set, loop)  # broadcast() from a handler sends here
         call = functools.partial(context.run, _in_thread, self.activate, func, *args, **kwargs)
         self._call = threads.shared().submit(call)
-        running = asyncio.wrap_future(self._call)
+        return await self._busy(asyncio.wrap_future(self._call))
+
+    async def _busy(self, running: asyncio.Future[Any]) -> Any:
+        """``running``'s result. The socket is read one message at a time, so a ping waits
+        behind it: while it runs, the page hears from the server every BUSY_EVERY seconds."""
         try:
             while True:
-                # The socket is read one message at a time, so a ping waits behind this call:
-                # while it runs, the page hears from the server every BUSY_EVERY seconds.
                 done, _ = await asyncio.wait({running}, timeout=BUSY_EVERY)
                 if done:
                     return running.result()
@@ -174,7 +176,7 @@ class LiveSession:
         """Call a view method: coroutines on the event loop, plain functions on the thread."""
         if inspect.iscoroutinefunction(func):
             with self.activate():
-                return await func(*args, **kwargs)
+                return await self._busy(asyncio.ensure_future(func(*args, **kwargs)))
         return await self.run_sync(func, *args, **kwargs)
 
     # -- incoming --------------------------------------------------------------------
