@@ -19,9 +19,11 @@ import pytest
 
 from djust.errors import UnsafeUploadDir, WriteFailed
 from djust.testing import LiveViewTestClient
+from djust.uploads import resume
 from djust.uploads.config import make_config
 from djust.uploads.entry import UploadEntry
 from djust.uploads.manager import UploadManager
+from djust.uploads.quota import Hold
 from djust.uploads.spool import Spool
 from djust.uploads.writers import (
     TempFileWriter,
@@ -387,6 +389,30 @@ def test_close_waits_for_the_write_in_progress() -> None:
 
     asyncio.run(body())
     assert (bytes(writer.data), writer.reasons) == (b"x" * 10, ["cancel"])
+
+
+def test_forgetting_waiting_entries_returns_once_their_writers_closed() -> None:
+    """``resume.reset()`` (a test client's close) waits for a writer still busy on its lane:
+    when the test looks, the upload's files are gone."""
+    release = threading.Event()
+    writer = Noting(release=release)
+    entry = new_entry(writer=writer)
+
+    async def park() -> None:
+        entry.spool = spool_for(writer, [])
+        entry.spool.write(b"x" * 10)
+        entry.spool.flush()
+        while not writer.threads:
+            await asyncio.sleep(0.01)
+        link = resume.Link(entry, Hold(10, None, None), None)
+        link.id = "a" * 32
+        resume.registry[link.id] = link
+        resume.park(link)
+
+    asyncio.run(park())
+    threading.Timer(0.3, release.set).start()  # the write in progress returns later
+    resume.reset()
+    assert writer.reasons == ["cancel"]
 
 
 # -- through the consumer: the slot's writer is the entry's --------------------------------

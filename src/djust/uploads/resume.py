@@ -957,12 +957,18 @@ def _at_exit() -> None:
 
 
 def reset() -> None:
-    """Forget this process's waiting entries and mailbox (tests, and a loop that closed)."""
+    """Forget this process's waiting entries and mailbox (tests, and a loop that closed), off
+    the event loop: their writers are closed and their files removed when it returns."""
     global _mailbox, _sweeper
+    closing = []
     for link in list(registry.values()):
         if link.parked_at is not None:
             with contextlib.suppress(Exception):
                 expire(link)
+            if link.entry.spool is not None:
+                closing.append(link.entry.spool)
+    for spool in closing:
+        spool.wait_closed(EXIT_TIMEOUT)  # a writer busy on its lane closes after its call
     registry.clear()
     _mailbox = None
     _sweeper = None

@@ -108,6 +108,7 @@ class Spool:
         self._running = False  # the lane is inside a call of ``inner``
         self._stopped = False  # after a failure or close(): no more writes
         self._closed = False
+        self._told = False  # close() reached the writer (and the file was removed)
         self._opened = False
         # Blocks go to the lane when this full (at most BLOCK): progress reports need no more.
         self.flush_every = max(1, min(flush_every, BLOCK))
@@ -165,6 +166,18 @@ class Spool:
             self._ready.notify()
         if here:
             self._close_inner(reason)
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Off the event loop: wait until ``close()`` has reached the writer, which may be busy
+        on the lane; whether it did in time."""
+        deadline = time.monotonic() + timeout
+        with self._ready:
+            while not self._told:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._ready.wait(left)
+        return True
 
     def release(self, timeout: float) -> bool:
         """Off the event loop: let the lane write what it was given, then stop, telling the
@@ -263,6 +276,9 @@ class Spool:
                 pass
             except OSError:
                 logger.exception("removing the upload file %s failed", self.path)
+        with self._ready:
+            self._told = True
+            self._ready.notify_all()
 
     def _write_block(self, block: mmap.mmap, size: int) -> None:
         # The block is hashed on another thread while this one writes it.
