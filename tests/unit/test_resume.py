@@ -114,8 +114,9 @@ def test_an_entry_registered_without_a_session_accepts_the_same_user_in_any():
 
 def waiting_link(waited: float) -> resume.Link:
     """An entry of this process whose connection dropped ``waited`` seconds ago."""
+    from djust.uploads.channel import ledger
     from djust.uploads.entry import UploadEntry
-    from djust.uploads.quota import Hold
+    from djust.uploads.quota import Limits
 
     entry = UploadEntry(
         ref="1",
@@ -125,7 +126,8 @@ def waiting_link(waited: float) -> resume.Link:
         client_type="",
         client_size=10,
     )
-    link = resume.Link(entry, Hold(10, None, None), None)
+    hold = ledger.admit(Limits(process_bytes=100, reservation=100), 10, client=None, user=None)
+    link = resume.Link(entry, hold, None)
     resume.enroll(link, BINDING)
     link.parked_at = time.monotonic() - waited
     return link
@@ -136,7 +138,7 @@ def test_an_entry_within_its_grace_period_is_found(upload_dir):
     try:
         assert resume.find(link.token, BINDING) is link
     finally:
-        resume.forget(link)
+        resume.expire(link)
 
 
 def test_an_entry_past_its_grace_period_is_refused_and_removed_before_the_sweep(upload_dir):

@@ -20,10 +20,11 @@ import pytest
 from djust.errors import UnsafeUploadDir, WriteFailed
 from djust.testing import LiveViewTestClient
 from djust.uploads import resume
+from djust.uploads.channel import ledger
 from djust.uploads.config import make_config
 from djust.uploads.entry import UploadEntry
 from djust.uploads.manager import UploadManager
-from djust.uploads.quota import Hold
+from djust.uploads.quota import Limits
 from djust.uploads.spool import Spool
 from djust.uploads.writers import (
     TempFileWriter,
@@ -404,7 +405,8 @@ def test_forgetting_waiting_entries_returns_once_their_writers_closed() -> None:
         entry.spool.flush()
         while not writer.threads:
             await asyncio.sleep(0.01)
-        link = resume.Link(entry, Hold(10, None, None), None)
+        hold = ledger.admit(Limits(process_bytes=100, reservation=100), 10, client=None, user=None)
+        link = resume.Link(entry, hold, None)
         link.id = "a" * 32
         resume.registry[link.id] = link
         resume.park(link)

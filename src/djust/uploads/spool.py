@@ -108,7 +108,7 @@ class Spool:
         self._running = False  # the lane is inside a call of ``inner``
         self._stopped = False  # after a failure or close(): no more writes
         self._closed = False
-        self._told = False  # close() reached the writer (and the file was removed)
+        self._closing = False  # close() was called and has not reached the writer yet
         self._opened = False
         # Blocks go to the lane when this full (at most BLOCK): progress reports need no more.
         self.flush_every = max(1, min(flush_every, BLOCK))
@@ -157,7 +157,7 @@ class Spool:
         with self._ready:
             if self._closed:
                 return
-            self._closed = self._stopped = True
+            self._closed = self._stopped = self._closing = True
             self._drop_ops()
             here = not self._running and threading.get_ident() != self._loop_thread
             if not here:
@@ -168,11 +168,11 @@ class Spool:
             self._close_inner(reason)
 
     def wait_closed(self, timeout: float) -> bool:
-        """Off the event loop: wait until ``close()`` has reached the writer, which may be busy
+        """Off the event loop: wait until a ``close()`` has reached the writer, which may be busy
         on the lane; whether it did in time."""
         deadline = time.monotonic() + timeout
         with self._ready:
-            while not self._told:
+            while self._closing:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -277,7 +277,7 @@ class Spool:
             except OSError:
                 logger.exception("removing the upload file %s failed", self.path)
         with self._ready:
-            self._told = True
+            self._closing = False
             self._ready.notify_all()
 
     def _write_block(self, block: mmap.mmap, size: int) -> None:
