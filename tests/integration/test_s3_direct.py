@@ -683,3 +683,25 @@ def test_a_direct_upload_counts_against_none_of_the_servers_byte_quotas(tight_si
     for line in lines:
         key = line.split(" ")[0]
         assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+
+
+def test_a_part_reported_again_after_a_resume_is_taken_once(resuming_site, bucket):
+    """A PUT that lands while the page resumes is reported on the new socket, and again when
+    ``upload_registered`` (sent before that report arrived) does not list it."""
+    live = Live(resuming_site)
+    data = os.urandom(16 * MiB)
+
+    async def body() -> list[str]:
+        client = await live.connect(PAGE)
+        upload, signed = await half_way(client, "twice.bin", data)
+        _, etag = await asyncio.to_thread(put, signed["url"], signed["headers"], upload.body(3))
+        await upload.report(3, etag)
+        await upload.report(3, etag)  # the same part, the same ETag: nothing new
+        assert (await client.wait_for(upload.answer("upload_ack")))["offset"] == 15 * MiB
+        await upload.land(4)
+        ended = await client.wait_for(upload.answer("upload_complete"))
+        assert ended["t"] == "upload_complete", ended
+        return saved_lines((await client.event("store", slot="direct"))["html"])
+
+    (line,) = live.run(body())
+    assert bucket.get_object(Bucket=BUCKET, Key=line.split(" ")[0])["Body"].read() == data

@@ -227,6 +227,17 @@ class S3DirectUpload(S3MultipartWriter):
         self._parts[part] = {"PartNumber": part, "ETag": etag, "ChecksumSHA256": checksum}
         self.size += end - start
 
+    def reported(self, part: int, etag: str, checksum: str) -> bool:
+        """Whether ``part`` already landed with this ETag and checksum (or, part 1, is being
+        checked with them)."""
+        if part == 1 and self.first == (etag, checksum):
+            return True
+        landed = self._parts.get(part)
+        if landed is None or landed["ChecksumSHA256"] != checksum:
+            return False
+        # Part 1 lands again as a copy in the upload, under an ETag of the bucket's own.
+        return part == 1 or landed["ETag"] == etag
+
     # -- another process goes on with it (a restart, another worker) ---------------------
 
     def keep(self, keeper: resume.Keeper) -> None:
@@ -603,6 +614,8 @@ async def part(channel: UploadChannel, message: dict[str, Any]) -> None:
         if not etag or not checksum or len(etag) > MAX_ETAG:
             raise BadMessage("upload_part: a part that landed has an etag and a checksum")
         _check_number(entry, upload, number)
+        if upload.reported(number, etag, checksum):
+            return  # told again: a report that crossed a resume (the page repeats what it sent)
         signed = upload.signed.get(number)
         if signed is None:
             raise BadOffset(f"{entry.client_name}: part {number} was not signed, or has landed")
