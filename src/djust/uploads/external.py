@@ -292,11 +292,7 @@ class S3DirectUpload(S3MultipartWriter):
             if state["complete"]:
                 self._complete = True
                 self._verify()  # still there, still whole
-                self.url = self.signer.generate_presigned_url(
-                    "get_object",
-                    Params={"Bucket": self.bucket, "Key": self.key},
-                    ExpiresIn=self.expires,
-                )
+                self.url = self._object_url()
             elif self.upload_id is not None:
                 listed = {part["PartNumber"]: part for part in self.list_parts()}
                 if not self.checked and self.first is not None:
@@ -335,8 +331,7 @@ class S3DirectUpload(S3MultipartWriter):
         """Abort the multipart upload (or delete the object), and part 1 if it waits alone."""
         super().abandon(state)
         if not state["checked"]:
-            settings = replace(S3Settings.from_django(), bucket_name=state["bucket"])
-            settings.client().delete_object(Bucket=state["bucket"], Key=state["head_key"])
+            cls.client_for(state).delete_object(Bucket=state["bucket"], Key=state["head_key"])
 
     # -- the lane ----------------------------------------------------------------------
 
@@ -365,6 +360,12 @@ class S3DirectUpload(S3MultipartWriter):
             operation = "upload_part"
             params.update(Key=self.key, UploadId=self.upload_id, PartNumber=part)
         return self.signer.generate_presigned_url(operation, Params=params, ExpiresIn=self.expires)
+
+    def _object_url(self) -> str:
+        """A signed GET of the completed object, valid ``expires`` seconds."""
+        return self.signer.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self.key}, ExpiresIn=self.expires
+        )
 
     def read_head(self, etag: str) -> bytes:
         """The first bytes of part 1 in the bucket; a typed error unless it is the part the
@@ -432,9 +433,7 @@ class S3DirectUpload(S3MultipartWriter):
         self._complete = True
         self.etag = response.get("ETag")
         self._verify()
-        self.url = self.signer.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self.key}, ExpiresIn=self.expires
-        )
+        self.url = self._object_url()
         if self.keeper is not None:
             self.keeper.save()  # complete while the page is away: another process finds it so
 

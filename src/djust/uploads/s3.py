@@ -378,8 +378,7 @@ class S3MultipartWriter(AdoptableWriter):
     @classmethod
     def abandon(cls, state: dict[str, Any]) -> None:
         """Abort the multipart upload ``state`` names (or delete its object, if complete)."""
-        settings = replace(S3Settings.from_django(), bucket_name=state["bucket"])
-        client = settings.client()
+        client = cls.client_for(state)
         if state["complete"]:
             client.delete_object(Bucket=state["bucket"], Key=state["key"])
         elif state["upload_id"] is not None:
@@ -387,6 +386,11 @@ class S3MultipartWriter(AdoptableWriter):
                 client.abort_multipart_upload(
                     Bucket=state["bucket"], Key=state["key"], UploadId=state["upload_id"]
                 )
+
+    @staticmethod
+    def client_for(state: dict[str, Any]) -> Any:
+        """A client of the bucket a saved ``state`` names, with the site's S3 settings."""
+        return replace(S3Settings.from_django(), bucket_name=state["bucket"]).client()
 
     def list_parts(self, upload_id: str | None = None) -> list[dict[str, Any]]:
         """The parts the bucket holds for ``upload_id`` (this writer's by default), in order:
